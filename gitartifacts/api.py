@@ -1,0 +1,561 @@
+"""The Python API: `Repo` for a gart repository and W&B-shaped `Artifact` builders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitartifacts import config as configmod
+from gitartifacts import manifest as manifestmod
+from gitartifacts.errors import (
+    ArtifactNotFoundError,
+    ConflictError,
+    GartError,
+    InvalidPathError,
+    ManifestError,
+    UsageError,
+)
+from gitartifacts.gitrepo import GitRepo, find_root
+from gitartifacts.hashing import StateCache
+from gitartifacts.manifest import Entry, Manifest
+from gitartifacts.objects import ObjectStore
+from gitartifacts.paths import parse_spec, validate_name, validate_type
+from gitartifacts.workspace import (
+    CheckoutPlan,
+    Comparison,
+    IgnoreRules,
+    WorkFile,
+    compare,
+    compute_digests,
+    execute_checkout,
+    plan_checkout,
+    read_ignore_file,
+    scan,
+)
+
+ProgressHook = Callable[[int], None]
+GART_GITIGNORE = "/cache/\n/tmp/\n/config.local.yaml\n"
+IGNORE_FILE = ".gartignore"
+
+
+@dataclass
+class AddResult:
+    """What `gart add` did."""
+
+    manifest: Manifest
+    changed: bool  # False: identical content and fields, nothing written
+    hashed: int  # files actually read
+    stored: int  # objects newly written to the cache
+    manifest_path: Path
+
+
+@dataclass
+class ArtifactStatus:
+    """One artifact's working tree compared with its manifest and the cache."""
+
+    name: str
+    path: str
+    comparison: Comparison
+    missing_from_cache: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        if not self.comparison.clean:
+            if not (self.comparison.added or self.comparison.changed) and (
+                self.comparison.unchanged == 0
+            ):
+                return "not checked out"
+            return "modified"
+        return "missing from cache" if self.missing_from_cache else "clean"
+
+
+@dataclass
+class DiffResult:
+    """Two versions of an artifact compared path by path."""
+
+    name: str
+    old_label: str
+    new_label: str
+    added: list[Entry]
+    removed: list[Entry]
+    changed: list[tuple[Entry, Entry]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+class Artifact:
+    """A W&B-style artifact under construction: files gathered, then saved by a Repo."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str = "dataset",
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = validate_name(name)
+        self.type = validate_type(type)
+        self.description = description
+        self.metadata = dict(metadata or {})
+        self.files: dict[str, Path] = {}  # artifact path -> local file
+        self.excludes: list[str] = []
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidPathError(f"{path} is not a file")
+        self._put(name or path.name, path)
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        root = Path(local_path)
+        if not root.is_dir():
+            raise InvalidPathError(f"{root} is not a directory")
+        for rel, wf in scan(root).items():
+            self._put(f"{name.strip('/')}/{rel}" if name else rel, Path(wf.abspath))
+
+    def _put(self, artifact_path: str, local: Path) -> None:
+        from gitartifacts.paths import check_relative_path
+
+        check_relative_path(artifact_path, "artifact path")
+        self.files[artifact_path] = local
+
+
+class Repo:
+    """A git repository with gart initialised in it."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.root = find_root(Path(path) if path is not None else None)
+        self.config = configmod.load_config(self.root)
+        self._git: GitRepo | None = None
+        self._cache: ObjectStore | None = None
+        self._state: StateCache | None = None
+
+    # -- setup ----------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] | None = None) -> tuple[Repo, bool]:
+        """Create `.gart/` in the enclosing git repository; returns (repo, created)."""
+        root = find_root(Path(path) if path is not None else None)
+        gart_dir = root / configmod.GART_DIR
+        created = not (gart_dir / configmod.CONFIG_FILE).exists()
+        if created:
+            (gart_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+            (gart_dir / "runs").mkdir(parents=True, exist_ok=True)
+            configmod.write_raw(
+                gart_dir / configmod.CONFIG_FILE, {"core": {"autostage": True}, "remotes": {}}
+            )
+            (gart_dir / ".gitignore").write_text(GART_GITIGNORE, encoding="utf-8")
+        repo = cls(root)
+        if created and repo.config.autostage:
+            repo.git.stage([f"{configmod.GART_DIR}/{name}" for name in ("config.yaml", ".gitignore")])
+        return repo, created
+
+    @property
+    def git(self) -> GitRepo:
+        if self._git is None:
+            self._git = GitRepo(self.root)
+        return self._git
+
+    @property
+    def cache(self) -> ObjectStore:
+        if self._cache is None:
+            self._cache = ObjectStore.local(
+                self.config.cache_path, pack_threshold=self.config.pack_threshold
+            )
+        return self._cache
+
+    @property
+    def state(self) -> StateCache:
+        if self._state is None:
+            self._state = StateCache(self.config.tmp_path / "state.db")
+        return self._state
+
+    # -- manifests ------------------------------------------------------------------------
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.config.gart_dir / "artifacts"
+
+    def manifest_path(self, name: str) -> Path:
+        return self.artifacts_dir / f"{validate_name(name)}.yaml"
+
+    def manifest_relpath(self, name: str) -> str:
+        return f"{configmod.GART_DIR}/artifacts/{validate_name(name)}.yaml"
+
+    def artifact_names(self) -> list[str]:
+        base = self.artifacts_dir
+        names = []
+        for directory, _dirs, files in os.walk(base):
+            for file in files:
+                if file.endswith(".yaml") and not file.startswith("."):
+                    rel = os.path.relpath(os.path.join(directory, file), base)
+                    names.append(rel[: -len(".yaml")].replace(os.sep, "/"))
+        return sorted(names)
+
+    def load_manifest(self, name: str) -> Manifest:
+        """The working-tree manifest of `name`."""
+        path = self.manifest_path(name)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"no artifact named {name!r} in this repository",
+                hint=self._known_hint(),
+            ) from None
+        return manifestmod.loads(text, what=self.manifest_relpath(name))
+
+    def manifest_at(self, name: str, rev: str) -> Manifest:
+        """The manifest of `name` as committed at a git revision."""
+        sha = self.git.resolve_rev(rev)
+        data = self.git.read_file(sha, self.manifest_relpath(name))
+        if data is None:
+            raise ArtifactNotFoundError(
+                f"artifact {name!r} does not exist at {rev}",
+                hint="check the revision with `git log -- " + self.manifest_relpath(name) + "`",
+            )
+        return manifestmod.loads(data, what=f"{rev}:{self.manifest_relpath(name)}")
+
+    def resolve(self, spec: str) -> Manifest:
+        """`name` (working tree) or `name@<git revision>`; aliases are resolved by later layers."""
+        parsed = parse_spec(spec)
+        if parsed.ref is None:
+            return self.load_manifest(parsed.name)
+        return self.manifest_at(parsed.name, parsed.ref)
+
+    def write_manifest(self, manifest: Manifest) -> Path:
+        path = self.manifest_path(manifest.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(manifestmod.dumps(manifest), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def _known_hint(self) -> str:
+        names = self.artifact_names()
+        if not names:
+            return "add one with `gart add PATH --name NAME`"
+        shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+        return f"known artifacts: {shown}"
+
+    # -- add ------------------------------------------------------------------------------
+
+    def ignore_rules(self, excludes: Sequence[str]) -> IgnoreRules:
+        return IgnoreRules([*read_ignore_file(self.root / IGNORE_FILE), *excludes])
+
+    def _repo_relative(self, path: str | os.PathLike[str]) -> str:
+        absolute = os.path.abspath(path)
+        real = os.path.realpath(absolute)
+        root = os.path.realpath(self.root)
+        if real != root and not real.startswith(root + os.sep):
+            raise InvalidPathError(
+                f"{path} is outside the repository {self.root}",
+                hint="move or copy the data inside the repository first",
+            )
+        rel = os.path.relpath(real, root).replace(os.sep, "/")
+        if rel == ".":
+            raise InvalidPathError(
+                f"{path} is the repository root", hint="add a data directory such as data/"
+            )
+        parts = rel.split("/")
+        if ".git" in parts or parts[0] == configmod.GART_DIR:
+            raise InvalidPathError(
+                f"{path} is inside {parts[0] if parts[0] == '.gart' else '.git'}",
+                hint="add data files, not repository internals",
+            )
+        if not os.path.lexists(absolute):
+            raise InvalidPathError(f"{path} does not exist")
+        return rel
+
+    def add(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        name: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        excludes: Sequence[str] = (),
+        progress: ProgressHook | None = None,
+    ) -> AddResult:
+        """Hash `paths` into the cache and write the manifest (staged in git if autostage)."""
+        if not paths:
+            raise UsageError("nothing to add", hint="give a file or directory, e.g. gart add data/")
+        rels = [self._repo_relative(p) for p in paths]
+        if name is None:
+            if len(rels) > 1:
+                raise UsageError(
+                    "several paths need one --name", hint="e.g. gart add a/ b/ --name my-dataset"
+                )
+            name = default_name(rels[0])
+        validate_name(name)
+        if type is not None:
+            validate_type(type)
+        previous = self._existing_manifest(name)
+        if len(rels) == 1 and os.path.isdir(self.root / rels[0]):
+            root_rel, include = rels[0], ["."]
+        elif len(rels) == 1:
+            root_rel, _, leaf = rels[0].rpartition("/")
+            root_rel, include = root_rel or ".", [leaf]
+        else:
+            root_rel = _common_dir(rels)
+            include = sorted(r if root_rel == "." else r[len(root_rel) + 1 :] for r in rels)
+        self._check_not_tracked(rels)
+        self._check_overlap(name, root_rel, include)
+        root = self.root / root_rel
+        manifest_excludes = list(excludes)
+        files = scan(root, include, self.ignore_rules(manifest_excludes),
+                     allowed_link_roots=[self.config.cache_path])
+        result = compute_digests(
+            files, self.state, _state_prefix(root), store=self.cache, progress=progress,
+            jobs=self.config.jobs,
+        )
+        new = Manifest(
+            name=name,
+            type=type or (previous.type if previous else "dataset"),
+            description=description if description is not None else (
+                previous.description if previous else ""),
+            metadata=metadata if metadata is not None else (previous.metadata if previous else {}),
+            path=root_rel,
+            include=tuple(include),
+            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+        )
+        new_text = manifestmod.dumps(new)
+        path = self.manifest_path(name)
+        if previous is not None and path.read_text(encoding="utf-8") == new_text:
+            return AddResult(new, False, result.hashed, result.stored, path)
+        self.write_manifest(new)
+        ignored = self._gitignore_data([root_rel if i == "." else f"{root_rel}/{i}".lstrip("./")
+                                        for i in include])
+        if self.config.autostage:
+            self.git.stage([self.manifest_relpath(name), *ignored])
+        return AddResult(new, True, result.hashed, result.stored, path)
+
+    def save(self, artifact: Artifact, path: str | None = None) -> AddResult:
+        """Store a W&B-style Artifact built with add_file/add_dir and write its manifest.
+
+        Its working-tree location is `path`, else the directory it was gathered from when
+        every file sits at <dir>/<artifact path>, else `artifacts/<name>`.
+        """
+        if not artifact.files:
+            raise UsageError(f"artifact {artifact.name!r} has no files", hint="call add_file first")
+        if path is None:
+            path = _natural_root(self.root, artifact.files) or f"artifacts/{artifact.name}"
+        files = {
+            rel: WorkFile(rel, os.path.abspath(local), _filestat(local))
+            for rel, local in artifact.files.items()
+        }
+        result = compute_digests(files, self.state, "/", store=self.cache, jobs=self.config.jobs)
+        new = Manifest(
+            name=artifact.name, type=artifact.type, description=artifact.description,
+            metadata=artifact.metadata, path=path,
+            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+        )
+        previous = self._existing_manifest(artifact.name)
+        changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
+        if changed:
+            self.write_manifest(new)
+            if self.config.autostage:
+                self.git.stage([self.manifest_relpath(artifact.name)])
+        return AddResult(new, changed, result.hashed, result.stored,
+                         self.manifest_path(artifact.name))
+
+    def _existing_manifest(self, name: str) -> Manifest | None:
+        try:
+            return self.load_manifest(name)
+        except ArtifactNotFoundError:
+            return None
+
+    def _check_overlap(self, name: str, root_rel: str, include: Sequence[str]) -> None:
+        mine = [_join(root_rel, i) for i in include]
+        for other in self.artifact_names():
+            if other == name:
+                continue
+            try:
+                manifest = self.load_manifest(other)
+            except ManifestError:
+                continue
+            for theirs in (_join(manifest.path, i) for i in manifest.include):
+                for path in mine:
+                    if _overlaps(path, theirs):
+                        raise UsageError(
+                            f"{path} overlaps artifact {other!r} ({theirs})",
+                            hint=f"add it to {other!r} with --name {other}, or pick another path",
+                        )
+
+    def _check_not_tracked(self, rels: Sequence[str]) -> None:
+        tracked = self.git.tracked_files(list(rels))
+        if tracked:
+            raise UsageError(
+                f"{tracked[0]} is tracked by git; gart and git must not both own the bytes",
+                hint=f"run `git rm -r --cached {rels[0]}` first, then gart add again",
+            )
+
+    def _gitignore_data(self, rels: Sequence[str]) -> list[str]:
+        """Make git ignore the data paths (root .gitignore); returns files to stage."""
+        gitignore = self.root / ".gitignore"
+        try:
+            text = gitignore.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        lines = set(text.splitlines())
+        wanted = [f"/{r}" for r in rels if f"/{r}" not in lines and f"/{r}/" not in lines]
+        if not wanted:
+            return []
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join(f"{line}\n" for line in wanted)
+        tmp = gitignore.with_name(f".gitignore.tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, gitignore)
+        return [".gitignore"]
+
+    # -- status / checkout ----------------------------------------------------------------
+
+    def workspace_digests(
+        self, manifest: Manifest, root: Path | None = None, progress: ProgressHook | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Digests of the files currently under the artifact's location."""
+        root = root or self.root / manifest.path
+        files = scan(root, manifest.include, self.ignore_rules(()),
+                     allowed_link_roots=[self.config.cache_path])
+        return compute_digests(files, self.state, _state_prefix(root), progress=progress,
+                               jobs=self.config.jobs).digests
+
+    def status(self, names: Iterable[str] | None = None) -> list[ArtifactStatus]:
+        out = []
+        for name in names or self.artifact_names():
+            manifest = self.load_manifest(name)
+            digests = self.workspace_digests(manifest)
+            comparison = compare(manifest.entries, digests)
+            absent = self.cache.missing({e.oid for e in manifest.entries})
+            missing = [e.path for e in manifest.entries if e.oid in absent]
+            out.append(ArtifactStatus(name, manifest.path, comparison, missing))
+        return out
+
+    def checkout(
+        self,
+        spec: str | Manifest,
+        force: bool = False,
+        to: str | os.PathLike[str] | None = None,
+        progress: ProgressHook | None = None,
+        dry_run: bool = False,
+    ) -> CheckoutPlan:
+        """Make the working tree (or `to`) match a manifest, from the cache."""
+        manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
+        root = Path(to) if to is not None else self.root / manifest.path
+        if to is None and os.path.lexists(root):
+            self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
+        current = self.workspace_digests(manifest, root) if root.exists() else {}
+        cache = self.cache
+
+        def recoverable(oids: set[str]) -> set[str]:
+            return oids - cache.missing(oids)
+
+        plan = plan_checkout(manifest, current, recoverable, force)
+        if dry_run:
+            return plan
+        if plan.conflicts:
+            raise ConflictError(
+                f"{len(plan.conflicts)} changed file(s) would be lost: "
+                + ", ".join(plan.conflicts[:5]) + (" …" if len(plan.conflicts) > 5 else ""),
+                hint=f"`gart add` them first, or re-run `gart checkout {manifest.name} --force`",
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        placer = execute_checkout(plan, root, cache, self.config.link_types, progress)
+        self.state.record(placer.written)
+        return plan
+
+    def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:
+        """Compare two committed versions, or a committed one with the working tree."""
+        if old is None:
+            old_manifest = self.load_manifest(name)
+            old_entries = old_manifest.by_path()
+            current = self.workspace_digests(old_manifest)
+            new_entries = {p: Entry(p, oid, size) for p, (oid, size) in current.items()}
+            labels = (f"{name} (manifest)", f"{name} (working tree)")
+        else:
+            old_entries = self.manifest_at(name, old).by_path()
+            if new is None:
+                new_entries = self.load_manifest(name).by_path()
+                labels = (f"{name}@{old}", f"{name} (manifest)")
+            else:
+                new_entries = self.manifest_at(name, new).by_path()
+                labels = (f"{name}@{old}", f"{name}@{new}")
+        added = [new_entries[p] for p in sorted(set(new_entries) - set(old_entries))]
+        removed = [old_entries[p] for p in sorted(set(old_entries) - set(new_entries))]
+        changed = [
+            (old_entries[p], new_entries[p])
+            for p in sorted(set(old_entries) & set(new_entries))
+            if old_entries[p].oid != new_entries[p].oid
+        ]
+        return DiffResult(name, labels[0], labels[1], added, removed, changed)
+
+    def fsck(self) -> list[str]:
+        """Verify every object in the cache; also clears temp files of killed writers."""
+        self.cache.remove_stale_temp()
+        return self.cache.verify()
+
+
+def default_name(rel: str) -> str:
+    """An artifact name from a path's base name: lower-cased, odd characters to '-'."""
+    import re
+
+    base = rel.rstrip("/").rpartition("/")[2].lower()
+    candidate = re.sub(r"[^a-z0-9._-]+", "-", base).strip("-.") or "artifact"
+    if not candidate[0].isalnum():
+        candidate = "a" + candidate
+    try:
+        return validate_name(candidate)
+    except GartError:
+        raise UsageError(
+            f"cannot derive an artifact name from {rel!r}", hint="pass --name NAME"
+        ) from None
+
+
+def _state_prefix(root: Path) -> str:
+    return os.path.join(os.path.abspath(root), "")
+
+
+def _filestat(path: Path) -> Any:
+    from gitartifacts.hashing import FileStat
+
+    return FileStat.of(os.stat(path))
+
+
+def _join(root: str, item: str) -> str:
+    if item == ".":
+        return root
+    return item if root == "." else f"{root}/{item}"
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _common_dir(rels: Sequence[str]) -> str:
+    common = os.path.commonpath(rels).replace(os.sep, "/")
+    if common in rels:  # one path contains the others: its parent is the root
+        common = common.rpartition("/")[0]
+    return common or "."
+
+
+def _natural_root(repo_root: Path, files: dict[str, Path]) -> str | None:
+    roots = set()
+    for rel, local in files.items():
+        absolute = os.path.abspath(local)
+        suffix = os.sep + rel.replace("/", os.sep)
+        if not absolute.endswith(suffix):
+            return None
+        roots.add(absolute[: -len(suffix)])
+    if len(roots) != 1:
+        return None
+    root = roots.pop()
+    real_repo = os.path.realpath(repo_root)
+    if root != real_repo and not root.startswith(real_repo + os.sep):
+        return None
+    rel = os.path.relpath(root, real_repo).replace(os.sep, "/")
+    return None if rel == "." else rel

@@ -1,0 +1,843 @@
+"""All git access of gart: dulwich for reads and ref compare-and-swap, the git CLI for remotes."""
+
+from __future__ import annotations
+
+import atexit
+import fnmatch
+import getpass
+import os
+import re
+import socket
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitartifacts.errors import (
+    ArtifactNotFoundError,
+    GartError,
+    GitError,
+    InvalidNameError,
+    InvalidPathError,
+    NotARepositoryError,
+    TagRaceError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
+    from dulwich.objects import ShaFile
+    from dulwich.repo import Repo
+
+__all__ = [
+    "GitRepo",
+    "RevisionNotFoundError",
+    "TagInfo",
+    "fetch_ref_shallow",
+    "find_root",
+    "list_remote_tags",
+]
+
+TAGS = "refs/tags/"
+_COMMIT, _TAG = 1, 4  # git's object type numbers
+_FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_SHORT_SHA = re.compile(r"[0-9a-f]{4,63}")
+_REV_OPS = re.compile(r"\^\{(?:commit)?\}|~\d*|\^\d*")
+# Never wait for a password on a terminal nobody watches (CI); the C locale keeps git's
+# messages parseable (GitPython also sets it, this makes it explicit).
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
+# How long a ref lock held by a concurrent writer is waited for before giving up.
+_LOCK_WAIT_S = 2.0
+_PUSH_ATTEMPTS = 5
+_ARG_BUDGET = 100_000
+
+
+class RevisionNotFoundError(GitError, ArtifactNotFoundError):
+    """A revision, tag or path does not exist in the repository (or on the remote)."""
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One tag as gart sees it: where the ref points, the commit behind it and its message."""
+
+    name: str
+    ref_sha: str
+    commit: str
+    message: str
+    tagger: str
+    time: int
+
+
+def find_root(start: Path | None = None) -> Path:
+    """Return the working-tree root containing `start` (default: the current directory)."""
+    origin = Path(start) if start is not None else Path.cwd()
+    here = origin.resolve()
+    if here.is_file():
+        here = here.parent
+    for candidate in (here, *here.parents):
+        # `.git` is a file in worktrees and submodules, hence lexists rather than isdir.
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    raise NotARepositoryError(
+        f"not inside a git repository: {origin}",
+        hint="run `git init` first, or cd into a git repository",
+    )
+
+
+class GitRepo:
+    """One git repository (working tree or bare); opened lazily so importing gart stays cheap."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._repo: Repo | None = None
+
+    def __del__(self) -> None:
+        with suppress(Exception):
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"GitRepo({str(self.root)!r})"
+
+    def __enter__(self) -> GitRepo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release open pack files; the next call reopens the repository."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    @property
+    def _dul(self) -> Repo:
+        if self._repo is None:
+            from dulwich.errors import NotGitRepository
+            from dulwich.repo import Repo
+
+            _close_at_exit(self)
+            try:
+                self._repo = Repo(str(self.root))
+            except (NotGitRepository, FileNotFoundError, NotADirectoryError) as exc:
+                raise NotARepositoryError(
+                    f"not a git repository: {self.root}",
+                    hint="run `git init` first, or cd into a git repository",
+                ) from exc
+            except Exception as exc:
+                raise _as_git_error(f"cannot open git repository {self.root}", exc) from exc
+        return self._repo
+
+    # ---- reads (dulwich, in process) -------------------------------------------------
+
+    def head_commit(self) -> str | None:
+        """Commit HEAD points at, or None in a repository without commits."""
+        with _translate("reading HEAD"):
+            try:
+                sha = self._dul.refs[b"HEAD"]
+            except KeyError:
+                return None
+            return self._peel(sha, "HEAD")
+
+    def is_shallow(self) -> bool:
+        """True in a shallow clone, where fetches should pass a depth to stay shallow."""
+        with _translate("reading the shallow file"):
+            return bool(self._dul.get_shallow())
+
+    def resolve_rev(self, rev: str) -> str:
+        """Commit sha for HEAD, HEAD~2, HEAD^2, a branch, a tag, a full or abbreviated sha."""
+        if not rev:
+            raise UsageError("empty revision", hint="name a commit, branch or tag, e.g. HEAD")
+        cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
+        base, ops = rev[:cut], rev[cut:]
+        steps = _REV_OPS.findall(ops)
+        # Anything a ref name cannot hold (':', '@{', '..') is revision syntax we do not speak.
+        if not base or "".join(steps) != ops or not _valid_ref(b"refs/x/" + base.encode()):
+            raise UsageError(
+                f"unsupported revision syntax: {rev}",
+                hint="use a branch, tag or sha, optionally followed by ~N or ^N",
+            )
+        with _translate(f"resolving {rev}"):
+            sha = self._peel(self._resolve_base(base, rev), rev)
+            for step in steps:
+                if step.startswith("^{"):
+                    continue
+                count = int(step[1:]) if len(step) > 1 else 1
+                if step[0] == "~":
+                    for _ in range(count):
+                        sha = self._parent(sha, 1, rev)
+                elif count:
+                    sha = self._parent(sha, count, rev)
+            return sha
+
+    def read_file(self, rev: str, path: str) -> bytes | None:
+        """Bytes of the repo-relative '/'-separated `path` at `rev`; None when it is not a file."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts or path.startswith("/"):
+            raise InvalidPathError(
+                f"not a repository-relative path: {path!r}",
+                hint="give a path relative to the repository root, with '/' separators",
+            )
+        commit = self.resolve_rev(rev)
+        from dulwich.objects import Blob, Tree
+
+        with _translate(f"reading {path} at {rev}"):
+            store = self._dul.object_store
+            obj: ShaFile = store[self._dul[commit.encode()].tree]  # type: ignore[attr-defined]
+            for part in parts:
+                if not isinstance(obj, Tree):
+                    return None
+                try:
+                    _mode, sha = obj[part.encode()]
+                except KeyError:
+                    return None
+                try:
+                    obj = store[sha]
+                except KeyError:
+                    # A submodule (gitlink) points at a commit of another repository.
+                    return None
+            return obj.as_raw_string() if isinstance(obj, Blob) else None
+
+    def user(self) -> str:
+        """'Name <email>' as git would record a tagger: env, then git config, then the OS."""
+        with _translate("reading the git identity"):
+            config = self._dul.get_config_stack()
+
+            def setting(section: str, key: str) -> str | None:
+                try:
+                    value = config.get((section,), key)
+                except KeyError:
+                    return None
+                return value.decode("utf-8", "replace") if value else None
+
+            env = os.environ.get
+            login = _login()
+            name = (
+                env("GIT_COMMITTER_NAME")
+                or setting("committer", "name")
+                or setting("user", "name")
+                or env("GIT_AUTHOR_NAME")
+                or login
+            )
+            email = (
+                env("GIT_COMMITTER_EMAIL")
+                or setting("committer", "email")
+                or setting("user", "email")
+                or env("GIT_AUTHOR_EMAIL")
+                or env("EMAIL")
+                or f"{login}@{socket.gethostname()}"
+            )
+            return f"{name} <{email}>"
+
+    def has_remote(self, remote: str = "origin") -> bool:
+        """True when `remote.<remote>.url` is configured."""
+        with _translate("reading the git config"):
+            try:
+                return bool(self._dul.get_config_stack().get(("remote", remote), "url"))
+            except KeyError:
+                return False
+
+    def list_tags(self, prefix: str = "") -> dict[str, TagInfo]:
+        """Every tag whose name starts with `prefix`, with annotations and peeled commits."""
+        with _translate("listing tags"):
+            store = self._dul.object_store
+            commit_times: dict[bytes, int] = {}
+            result: dict[str, TagInfo] = {}
+            for name, ref_sha in sorted(self._tag_refs(prefix).items()):
+                # Raw headers are parsed by hand: building dulwich objects for thousands of
+                # tags costs several times more than the bytes themselves.
+                type_num, raw = self._raw(store, ref_sha, name)
+                sha, message, tagger, when = ref_sha, "", "", 0
+                if type_num == _TAG:
+                    head, message = _split_tag(raw)
+                    tagger, when = _ident(head.get(b"tagger", b""))
+                    sha = head.get(b"object", b"")
+                    while head.get(b"type") == b"tag":  # a tag of a tag: keep peeling
+                        head, _ = _split_tag(self._raw(store, sha, name)[1])
+                        sha = head.get(b"object", b"")
+                elif type_num == _COMMIT:
+                    if sha not in commit_times:
+                        head, _ = _split_tag(raw)
+                        commit_times[sha] = _ident(head.get(b"committer", b""))[1]
+                    when = commit_times[sha]
+                result[name] = TagInfo(
+                    name=name,
+                    ref_sha=ref_sha.decode(),
+                    commit=sha.decode(),
+                    message=message,
+                    tagger=tagger,
+                    time=when,
+                )
+            return result
+
+    def _tag_refs(self, prefix: str) -> dict[str, bytes]:
+        """{tag name: ref sha} from packed-refs and loose refs (loose ones win, as in git)."""
+        refs = self._dul.refs
+        pfx = prefix.encode()
+        found = {
+            ref[len(TAGS) :]: sha
+            for ref, sha in refs.get_packed_refs().items()
+            if ref.startswith(b"refs/tags/" + pfx)
+        }
+        # Walk only the directory the prefix pins down ('team/' -> refs/tags/team).
+        tags_dir = os.path.join(self._dul.commondir(), "refs", "tags")
+        sub = prefix.rpartition("/")[0].split("/")
+        safe = all(part not in ("", ".", "..") for part in sub)
+        top = os.path.join(tags_dir, *sub) if safe else tags_dir
+        for dirpath, _dirs, files in os.walk(top):
+            rel = os.path.relpath(dirpath, tags_dir).replace(os.sep, "/")
+            for file in files:
+                key = (file if rel == "." else f"{rel}/{file}").encode("utf-8", "surrogateescape")
+                if not key.startswith(pfx) or not _valid_ref(b"refs/tags/" + key):
+                    continue
+                content = refs.read_loose_ref(b"refs/tags/" + key)
+                if content is None:
+                    continue  # deleted while we walked
+                if content.startswith(b"ref: "):
+                    try:
+                        content = refs[b"refs/tags/" + key]
+                    except KeyError:
+                        continue  # dangling symbolic ref
+                found[key] = content
+        return {k.decode("utf-8", "surrogateescape"): v for k, v in found.items()}
+
+    def _raw(self, store: BaseObjectStore, sha: bytes, name: str) -> tuple[int, bytes]:
+        try:
+            return store.get_raw(sha)  # type: ignore[arg-type]
+        except KeyError:
+            raise RevisionNotFoundError(
+                f"tag {name}: object {sha.decode()} is missing from the repository",
+                hint=f"fetch it again (`git fetch origin +refs/tags/{name}:refs/tags/{name}`) "
+                f"or delete it (`git tag -d {name}`)",
+            ) from None
+
+    # ---- local ref updates (dulwich, compare-and-swap) -------------------------------
+
+    def create_tag(self, name: str, commit: str, message: str, expected_old: str | None) -> str:
+        """Write an annotated tag on `commit` and point `name` at it only if it still equals
+        `expected_old` (None: only if the tag does not exist). Returns the new tag object sha."""
+        ref = _tag_ref(name)
+        target = commit if _FULL_SHA.fullmatch(commit) else self.resolve_rev(commit)
+        from dulwich.objects import Commit, Tag
+
+        with _translate(f"creating tag {name}"):
+            repo = self._dul
+            obj = self._object(target.encode(), f"commit {target}")
+            if not isinstance(obj, Commit):
+                raise UsageError(
+                    f"cannot tag {target}: it is a {obj.type_name.decode()}, not a commit",
+                    hint="tag a commit sha, branch or HEAD",
+                )
+            now = int(time.time())
+            tag = Tag()
+            tag.tagger = self.user().encode("utf-8")
+            tag.tag_time = now
+            tag.tag_timezone = time.localtime(now).tm_gmtoff
+            tag.name = name.encode()
+            tag.object = (Commit, obj.id)
+            tag.message = (message if message.endswith("\n") else message + "\n").encode("utf-8")
+            repo.object_store.add_object(tag)
+            new = tag.id
+            if expected_old is None:
+                won = _locked(ref, lambda: repo.refs.add_if_new(ref, new))
+            else:
+                old = expected_old.encode()
+                won = _locked(ref, lambda: repo.refs.set_if_equals(ref, old, new))
+            if not won:
+                raise self._race(name, expected_old)
+            return new.decode()
+
+    def delete_tag(self, name: str, expected_old: str) -> None:
+        """Delete tag `name` only if it still points at `expected_old`."""
+        ref = _tag_ref(name)
+        with _translate(f"deleting tag {name}"):
+            refs = self._dul.refs
+            old = expected_old.encode()
+            if not _locked(ref, lambda: refs.remove_if_equals(ref, old)):
+                raise self._race(name, expected_old)
+
+    # ---- working tree and remotes (git command line) ---------------------------------
+
+    def is_dirty(self) -> bool:
+        """True when tracked files differ from HEAD (staged or not); untracked files ignored."""
+        # git itself, not dulwich: it honours the stat cache, fsmonitor, filters and eol
+        # settings exactly, so a run record never claims a clean tree that git calls dirty.
+        out = self._git_ok(
+            ["status", "--porcelain", "--untracked-files=no", "-z"],
+            "checking the working tree",
+            hint="run `git status` to see what git objects to",
+        )
+        return bool(out.strip("\0\n"))
+
+    def stage(self, paths: list[str]) -> None:
+        """`git add -- paths`, so the user's hooks, attributes and ignore rules apply."""
+        for batch in _batches(paths):
+            self._git_ok(
+                ["add", "--", *batch],
+                "git add failed",
+                hint="check the paths; `git check-ignore -v <path>` shows an ignore rule",
+            )
+
+    def tracked_files(self, paths: list[str]) -> list[str]:
+        """The files under `paths` that git tracks (`git ls-files`), so gart never co-owns them."""
+        out = self._git_ok(
+            ["ls-files", "-z", "--", *paths],
+            "listing tracked files",
+            hint="run `git status` to see what git objects to",
+        )
+        return [p for p in out.split("\0") if p]
+
+    def remote_tags(self, pattern: str = "*", remote: str = "origin") -> dict[str, str]:
+        """{tag name: ref sha} on `remote` for tags matching the glob `pattern`.
+
+        The sha is what the remote ref holds (the tag object for annotated tags), i.e. the
+        value `push_tags` compares against; peeled `^{}` lines are not reported."""
+        return _ls_remote(self.root, remote, pattern)
+
+    def fetch_tags(
+        self, pattern: str = "*", remote: str = "origin", depth: int | None = None
+    ) -> None:
+        """Fetch tags matching `pattern`, force-updating local tags that moved on `remote`.
+
+        Pass `depth` (usually 1) in a shallow clone so the fetched commits stay shallow
+        instead of pulling their whole history."""
+        _check_pattern(pattern)
+        args = ["fetch", "--no-tags"]
+        if depth is not None:
+            args.append(f"--depth={int(depth)}")
+        args += ["--", remote, f"+{TAGS}{pattern}:{TAGS}{pattern}"]
+        try:
+            _git_checked(self.root, args, f"fetching tags from {remote}", _remote_hint(remote))
+        except RevisionNotFoundError:
+            raise RevisionNotFoundError(
+                f"tag {pattern} does not exist on {remote}",
+                hint=f"list the published tags with `git ls-remote --tags {remote}`",
+            ) from None
+        finally:
+            self.close()  # new packs and refs on disk: start from a fresh view
+
+    def push_tags(
+        self,
+        updates: dict[str, tuple[str | None, str | None]],
+        remote: str = "origin",
+    ) -> None:
+        """Atomically push tag updates {name: (expected remote sha or None, new sha or None)}.
+
+        Each tag is guarded by --force-with-lease with its expected remote value (None: must
+        not exist), so a concurrent writer is never overwritten; a lost race raises
+        TagRaceError naming the tag and its value on the remote. A new sha of None deletes."""
+        if not updates:
+            return
+        args = ["push", "--atomic", "--porcelain"]
+        specs = []
+        for name, (expected, new) in sorted(updates.items()):
+            ref = _tag_ref(name).decode()
+            args.append(f"--force-with-lease={ref}:{expected or ''}")
+            specs.append(f"{new}:{ref}" if new else f":{ref}")
+        args += ["--", remote, *specs]
+        for attempt in range(_PUSH_ATTEMPTS):
+            status, out, err = _run_git(self.root, args)
+            if status == 0:
+                return
+            rejected = _porcelain_rejections(out)
+            if not rejected:  # never reached the remote: network, auth, unknown remote
+                raise GitError(
+                    f"push to {remote} failed: {_first_line(err) or f'git exited with {status}'}",
+                    hint=_remote_hint(remote),
+                )
+            moved = self._remote_conflicts(updates, remote)
+            if moved:
+                name, current = moved[0]
+                now = f"points to {current}" if current else "does not exist"
+                more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
+                raise TagRaceError(
+                    f"push to {remote} was rejected: tag {name} changed on {remote} meanwhile,"
+                    f" it now {now}{more}",
+                    hint=f"another writer won; run `git fetch {remote} --tags --force` "
+                    "(or `gart pull`) and retry",
+                )
+            # A concurrent push holding the ref lock loses us the attempt without moving the
+            # tag yet; retrying lets the lease decide once the other push has finished.
+            if attempt + 1 < _PUSH_ATTEMPTS and any("lock" in r for r in rejected.values()):
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            # --atomic marks innocent refs "atomic push failed"; report the real culprit.
+            tag, reason = min(rejected.items(), key=lambda kv: "atomic" in kv[1])
+            detail = f"{tag}: {reason}; {_first_line(err)}".rstrip("; ")
+            raise GitError(
+                f"push to {remote} was rejected: {detail}",
+                hint=f"check `git push {remote}` by hand: access rights, hooks or the network",
+            )
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _git_ok(self, args: list[str], action: str, hint: str) -> str:
+        return _git_checked(self.root, args, action, hint)
+
+    def _object(self, sha: bytes, what: str) -> ShaFile:
+        try:
+            return self._dul.object_store[sha]
+        except KeyError:
+            hint = "run `git fsck`; in a shallow clone fetch it with `gart pull` or `git fetch`"
+            raise RevisionNotFoundError(
+                f"{what}: object {sha.decode()} is missing from the repository", hint=hint
+            ) from None
+
+    def _peel(self, sha: bytes, rev: str) -> str:
+        """Follow tag objects down to the commit; anything else is not a revision for us."""
+        from dulwich.objects import Commit, Tag
+
+        obj = self._object(sha, rev)
+        while isinstance(obj, Tag):
+            obj = self._object(obj.object[1], rev)
+        if not isinstance(obj, Commit):
+            raise UsageError(
+                f"{rev} is a {obj.type_name.decode()}, not a commit",
+                hint="name a commit, branch or tag",
+            )
+        return obj.id.decode()
+
+    def _parent(self, sha: str, nth: int, rev: str) -> str:
+        from dulwich.objects import Commit
+
+        commit = self._object(sha.encode(), rev)
+        assert isinstance(commit, Commit)
+        if len(commit.parents) < nth:
+            if commit.id in self._dul.get_shallow():
+                raise RevisionNotFoundError(
+                    f"{rev} is beyond the history of this shallow clone",
+                    hint="deepen it with `git fetch --deepen=<n>` or `git fetch --unshallow`",
+                )
+            raise RevisionNotFoundError(
+                f"unknown revision {rev}: commit {sha[:12]} has no parent #{nth}",
+                hint="check the revision with `git log`",
+            )
+        return commit.parents[nth - 1].decode()
+
+    def _resolve_base(self, base: str, rev: str) -> bytes:
+        repo = self._dul
+        if base == "@":
+            base = "HEAD"
+        raw = base.encode()
+        if _FULL_SHA.fullmatch(base) and raw in repo.object_store:
+            return raw
+        if base == "HEAD" or base.startswith("refs/"):
+            candidates = [raw]
+        else:
+            candidates = [
+                b"refs/tags/" + raw,
+                b"refs/heads/" + raw,
+                b"refs/remotes/" + raw,
+                b"refs/remotes/" + raw + b"/HEAD",
+            ]
+        for ref in candidates:
+            try:
+                return repo.refs[ref]
+            except KeyError:
+                continue
+        if _SHORT_SHA.fullmatch(base):
+            found = [s for s in repo.object_store.iter_prefix(raw) if self._is_commitish(s)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise UsageError(
+                    f"short sha {base} is ambiguous ({len(found)} objects)",
+                    hint="give more hex digits of the commit",
+                )
+        if base == "HEAD":
+            raise RevisionNotFoundError(
+                "HEAD does not point at a commit yet",
+                hint="commit something first (`git commit`)",
+            )
+        raise RevisionNotFoundError(
+            f"unknown revision {rev}",
+            hint="check the name with `git tag -l` or `git log`; "
+            "tags on the remote arrive with `git fetch --tags`",
+        )
+
+    def _is_commitish(self, sha: bytes) -> bool:
+        from dulwich.objects import Commit, Tag
+
+        obj = self._dul.object_store[sha]
+        return isinstance(obj, (Commit, Tag))
+
+    def _race(self, name: str, expected: str | None) -> TagRaceError:
+        try:
+            current: str | None = self._dul.refs[_tag_ref(name)].decode()
+        except KeyError:
+            current = None
+        if expected is None:
+            what = f"tag {name} already exists (it points to {current})"
+        elif current is None:
+            what = f"tag {name} no longer exists (expected it at {expected})"
+        else:
+            what = f"tag {name} moved meanwhile: it points to {current}, expected {expected}"
+        return TagRaceError(
+            what, hint="another writer updated it first; re-read the tags and retry"
+        )
+
+    def _remote_conflicts(
+        self, updates: dict[str, tuple[str | None, str | None]], remote: str
+    ) -> list[tuple[str, str | None]]:
+        """Tags whose remote value differs from what the push expected, with that value."""
+        if len(updates) == 1:
+            (name,) = updates
+            now = _ls_remote(self.root, remote, name)
+        else:
+            now = _ls_remote(self.root, remote, "*")
+        return [
+            (name, now.get(name))
+            for name, (expected, _new) in sorted(updates.items())
+            if now.get(name) != (expected or None)
+        ]
+
+
+def fetch_ref_shallow(url: str, tag_or_rev: str, dest: Path) -> GitRepo:
+    """Fetch one tag, branch or full sha of another repository (depth 1) into a bare cache
+    repository at `dest`, without cloning it; the returned GitRepo reads files at that rev."""
+    dest = Path(dest)
+    if not (dest / "HEAD").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        _git_checked(dest, ["init", "--bare", "--quiet"], f"creating {dest}", "check the path")
+    if _FULL_SHA.fullmatch(tag_or_rev):
+        specs = [f"{tag_or_rev}:refs/gart/fetched/{tag_or_rev}"]
+    elif tag_or_rev.startswith("refs/"):
+        specs = [f"+{tag_or_rev}:{tag_or_rev}"]
+    else:
+        _tag_ref(tag_or_rev)
+        specs = [f"+{TAGS}{tag_or_rev}:{TAGS}{tag_or_rev}"]
+        specs.append(f"+refs/heads/{tag_or_rev}:refs/heads/{tag_or_rev}")
+    hint = f"check that {url} is reachable and that {tag_or_rev} exists there"
+    last = ""
+    # Tags first: that is what gart asks for; a branch of the same name is the fallback.
+    for spec in specs:
+        status, _out, err = _run_git(dest, ["fetch", "--depth=1", "--no-tags", "--", url, spec])
+        if status == 0:
+            return GitRepo(dest)
+        last = _first_line(err)
+        if not _is_missing_ref(err):
+            raise GitError(f"fetching {tag_or_rev} from {url} failed: {last}", hint=hint)
+    raise RevisionNotFoundError(
+        f"{tag_or_rev} is neither a tag nor a branch of {url}",
+        hint=f"list its tags with `git ls-remote --tags {url}`",
+    )
+
+
+def list_remote_tags(url: str, pattern: str = "*") -> dict[str, str]:
+    """{tag name: ref sha} of another repository's tags matching `pattern`, without cloning."""
+    return _ls_remote(None, url, pattern)
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _valid_ref(ref: bytes) -> bool:
+    from dulwich.refs import check_ref_format
+
+    return check_ref_format(ref)  # type: ignore[arg-type]
+
+
+def _tag_ref(name: str) -> bytes:
+    ref = (TAGS + name).encode("utf-8")
+    if not name or name.startswith("-") or not _valid_ref(ref):
+        raise InvalidNameError(
+            f"not a valid tag name: {name!r}",
+            hint="use letters, digits, '.', '_', '-', '/' and '@' (see `git check-ref-format`)",
+        )
+    return ref
+
+
+def _check_pattern(pattern: str) -> None:
+    # A refspec allows exactly one '*' and none of the other glob characters.
+    if not pattern or pattern.count("*") > 1 or any(c in pattern for c in "?[]"):
+        raise UsageError(
+            f"unsupported tag pattern: {pattern!r}",
+            hint="use a tag name or one '*' wildcard, e.g. 'raw-images@*'",
+        )
+    _tag_ref(pattern.replace("*", "x"))
+
+
+_OPEN: weakref.WeakSet[GitRepo] = weakref.WeakSet()
+
+
+def _close_at_exit(repo: GitRepo) -> None:
+    # dulwich's destructors warn about open packs, and at interpreter shutdown they fail
+    # noisily ("sys.meta_path is None"); closing before shutdown keeps a CLI's stderr clean.
+    if not _OPEN:
+        atexit.unregister(_close_all)
+        atexit.register(_close_all)
+    _OPEN.add(repo)
+
+
+def _close_all() -> None:
+    for repo in list(_OPEN):
+        with suppress(Exception):
+            repo.close()
+
+
+def _locked(ref: bytes, update: Callable[[], bool]) -> bool:
+    """Run a ref update, waiting briefly while another writer holds the ref's lock file."""
+    from dulwich.file import FileLocked
+
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            return update()
+        except FileLocked:
+            if time.monotonic() > deadline:
+                raise GitError(
+                    f"{ref.decode()} is locked by another process",
+                    hint="if no git process is running, delete the stale .lock file under .git",
+                ) from None
+            time.sleep(0.01)
+
+
+@contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """Turn whatever dulwich raises (KeyError, OSError, its own types) into a GitError."""
+    try:
+        yield
+    except GartError:
+        raise
+    except (TypeError, AttributeError, NameError):
+        raise  # programming errors stay visible as such
+    except Exception as exc:
+        raise _as_git_error(action, exc) from exc
+
+
+def _as_git_error(action: str, exc: BaseException) -> GitError:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return GitError(f"{action} failed: {detail}", hint="check the repository with `git fsck`")
+
+
+def _split_tag(raw: bytes) -> tuple[dict[bytes, bytes], str]:
+    """Headers (first occurrence of each) and message of a raw tag or commit object."""
+    head, _, body = raw.partition(b"\n\n")
+    fields: dict[bytes, bytes] = {}
+    for line in head.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if key and not key.startswith(b" "):
+            fields.setdefault(key, value)
+    # A signed tag carries its signature after the message; it is not part of the message.
+    for marker in (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----"):
+        body = body.partition(marker)[0]
+    return fields, _text(body).rstrip("\n")
+
+
+def _ident(line: bytes) -> tuple[str, int]:
+    """'Name <email> 1700000000 +0100' -> ('Name <email>', 1700000000)."""
+    ident, _, rest = line.rpartition(b"> ")
+    if not ident:
+        return _text(line), 0
+    stamp = rest.split(b" ")[0]
+    return _text(ident + b">"), int(stamp) if stamp.isdigit() else 0
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # containers without a passwd entry
+        return "unknown"
+
+
+def _batches(paths: list[str]) -> Iterator[list[str]]:
+    """Split long path lists so one `git add` never exceeds the OS argument limit."""
+    batch: list[str] = []
+    size = 0
+    for path in paths:
+        if batch and size + len(path) > _ARG_BUDGET:
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += len(path) + 1
+    if batch:
+        yield batch
+
+
+def _run_git(cwd: Path | None, args: list[str]) -> tuple[int, str, str]:
+    """Run the git binary through GitPython; returns (status, stdout, stderr)."""
+    try:
+        from git.cmd import Git
+        from git.exc import GitCommandNotFound
+    except ImportError as exc:  # GitPython refuses to import when no git binary is found
+        raise GitError(
+            f"cannot run git: {_first_line(str(exc))}",
+            hint="install git and make sure it is on PATH",
+        ) from exc
+    try:
+        status, out, err = Git(str(cwd) if cwd is not None else None).execute(
+            ["git", *args],
+            with_extended_output=True,
+            with_exceptions=False,
+            env=_GIT_ENV,
+            stdout_as_string=True,
+        )
+    except GitCommandNotFound as exc:
+        raise GitError("the git command was not found", hint="install git") from exc
+    except OSError as exc:
+        raise GitError(f"cannot run git {args[0]}: {exc}", hint="check PATH and cwd") from exc
+    return int(status or 0), str(out), str(err)
+
+
+def _git_checked(cwd: Path | None, args: list[str], action: str, hint: str) -> str:
+    status, out, err = _run_git(cwd, args)
+    if status != 0:
+        if _is_missing_ref(err):
+            raise RevisionNotFoundError(f"{action}: {_first_line(err)}", hint=hint)
+        raise GitError(f"{action}: {_first_line(err) or f'git exited with {status}'}", hint=hint)
+    return out
+
+
+def _ls_remote(cwd: Path | None, target: str, pattern: str) -> dict[str, str]:
+    _check_pattern(pattern)
+    out = _git_checked(
+        cwd,
+        ["ls-remote", "--tags", "--refs", "--", target, TAGS + pattern],
+        f"listing tags of {target}",
+        _remote_hint(target),
+    )
+    tags: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        name = ref.removeprefix(TAGS)
+        # git matches patterns against the ref's tail; keep only true matches of our glob.
+        if ref.startswith(TAGS) and fnmatch.fnmatchcase(name, pattern):
+            tags[name] = sha
+    return tags
+
+
+def _remote_hint(remote: str) -> str:
+    return f"check `git remote -v`, the network and your credentials for {remote}"
+
+
+def _porcelain_rejections(out: str) -> dict[str, str]:
+    """{ref: reason} for every '!' line of `git push --porcelain` output."""
+    rejected = {}
+    for line in out.splitlines():
+        if line.startswith("!\t"):
+            fields = line.split("\t")
+            ref = fields[1].rpartition(":")[2] if len(fields) > 1 else "?"
+            reason = fields[2] if len(fields) > 2 else "rejected"
+            rejected[ref.removeprefix(TAGS)] = reason
+    return rejected
+
+
+def _is_missing_ref(err: str) -> bool:
+    return "couldn't find remote ref" in err or "not our ref" in err
+
+
+def _first_line(err: str) -> str:
+    """The most telling line of git's stderr: the first fatal/error line, else the first."""
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+    return lines[0] if lines else ""

@@ -1,0 +1,909 @@
+"""Run records (lineage) as one YAML file per run, a fast index over them, and graph queries."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from gitartifacts.errors import ManifestError
+
+FORMAT_VERSION = 1
+RUN_SUFFIX = ".yaml"
+# A run record is small; anything bigger is a mistake or an attack, so it is refused unread.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+# Bump when the cached form of a record changes, so stale caches are rebuilt, never misread.
+INDEX_VERSION = 2
+# Files modified this recently may be rewritten within one timestamp tick (git's "racily clean"
+# problem); they are re-parsed on every load until they age past this window.
+_RACY_NS = 2_000_000_000
+
+RunStatus = Literal["running", "finished", "failed"]
+STATUSES: tuple[str, ...] = ("running", "finished", "failed")
+
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_NAME_PART = r"[a-z0-9][a-z0-9._-]*"
+_ARTIFACT_NAME_RE = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_VERSION_RE = re.compile(r"v(?:0|[1-9][0-9]*)")
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+_RECORD_KEYS: tuple[str, ...] = (
+    "gart",
+    "id",
+    "name",
+    "job_type",
+    "status",
+    "command",
+    "git_commit",
+    "git_dirty",
+    "user",
+    "host",
+    "started",
+    "ended",
+    "exit_code",
+    "inputs",
+    "outputs",
+)
+_REF_KEYS: tuple[str, ...] = ("name", "version", "requested", "digest", "path")
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """One artifact version a run consumed or produced, joined to versions by (name, digest)."""
+
+    name: str
+    digest: str
+    version: str | None = None  # the exact 'vN', when known (outputs: None until published)
+    requested: str | None = None  # what the user asked for: 'production', 'v3', 'latest'
+    path: str | None = None  # where it sat in the working tree during the run
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "requested": self.requested,
+            "digest": self.digest,
+            "path": self.path,
+        }
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """Everything recorded about one run; `.gart/runs/<id>.yaml` is its source of truth."""
+
+    id: str
+    name: str
+    job_type: str
+    status: str = "running"
+    command: list[str] = field(default_factory=list)
+    git_commit: str | None = None
+    git_dirty: bool = False
+    user: str | None = None
+    host: str | None = None
+    started: str = ""
+    ended: str | None = None
+    exit_code: int | None = None
+    inputs: list[ArtifactRef] = field(default_factory=list)
+    outputs: list[ArtifactRef] = field(default_factory=list)
+
+    @property
+    def file_name(self) -> str:
+        return self.id + RUN_SUFFIX
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data in file order (without the `gart:` format key)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "job_type": self.job_type,
+            "status": self.status,
+            "command": list(self.command),
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "user": self.user,
+            "host": self.host,
+            "started": self.started,
+            "ended": self.ended,
+            "exit_code": self.exit_code,
+            "inputs": [r.to_dict() for r in self.inputs],
+            "outputs": [r.to_dict() for r in self.outputs],
+        }
+
+    def uses(self, name: str, digest: str | None = None) -> bool:
+        """True when the run consumed or produced `name` (that exact digest, if given)."""
+        return any(
+            r.name == name and (digest is None or r.digest == digest)
+            for r in (*self.inputs, *self.outputs)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# ids and times
+
+
+def utc_now() -> str:
+    """The current time in the record format, 'YYYY-MM-DDTHH:MM:SSZ'."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A file-name-safe id that sorts by start time: '20261127T221500Z-3f9a1c'."""
+    now = now or datetime.now(timezone.utc)
+    # The random part only has to separate runs started in the same second on different machines.
+    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    return (
+        isinstance(run_id, str)
+        and _RUN_ID_RE.fullmatch(run_id) is not None
+        and not run_id.endswith(".")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# validation (shared by the reader and the writer, so nothing invalid is ever written)
+
+
+class _Invalid(Exception):
+    """A field failed validation; the message is turned into a ManifestError naming the file."""
+
+
+def _text(value: Any, key: str, *, optional: bool = False, max_len: int = 256) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        kind = "a non-empty string or null" if optional else "a non-empty string"
+        raise _Invalid(f"{key!r} must be {kind}, not {_show(value)}")
+    if len(value) > max_len:
+        raise _Invalid(f"{key!r} is longer than {max_len} characters")
+    if _CONTROL_RE.search(value):
+        raise _Invalid(f"{key!r} contains control characters")
+    return value
+
+
+def _time(value: Any, key: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
+        raise _Invalid(
+            f"{key!r} must be a quoted UTC time like '2026-01-31T23:59:59Z', not {_show(value)}"
+        )
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise _Invalid(f"{key!r} is not a real date and time: {value!r}") from None
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_keys(data: Any, keys: tuple[str, ...], what: str) -> None:
+    if not isinstance(data, dict):
+        raise _Invalid(f"{what} must be a mapping, not {type(data).__name__}")
+    for key in data:
+        if key not in keys:
+            raise _Invalid(f"unknown key {_show(key)} in {what}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise _Invalid(f"{what} is missing {', '.join(repr(k) for k in missing)}")
+
+
+def _ref_from_dict(data: Any, where: str) -> ArtifactRef:
+    _check_keys(data, _REF_KEYS, where)
+    name = data["name"]
+    if (
+        not isinstance(name, str)
+        or len(name) > 200
+        or not _ARTIFACT_NAME_RE.fullmatch(name)
+        or ".." in name
+        or name.endswith((".", ".lock"))
+    ):
+        raise _Invalid(f"{where}: invalid artifact name {_show(name)}")
+    digest = data["digest"]
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        raise _Invalid(f"{where}: digest must be 'sha256:<64 hex>', not {_show(digest)}")
+    version = data["version"]
+    if version is not None and (not isinstance(version, str) or not _VERSION_RE.fullmatch(version)):
+        raise _Invalid(f"{where}: version must be 'v<N>' or null, not {_show(version)}")
+    requested = _text(data["requested"], f"{where}.requested", optional=True)
+    path = _text(data["path"], f"{where}.path", optional=True, max_len=4096)
+    return ArtifactRef(name, digest, version, requested, path)
+
+
+def _record_from_dict(data: Any) -> RunRecord:
+    if not isinstance(data, dict):
+        raise _Invalid(f"a run record must be a mapping, not {type(data).__name__}")
+    if "gart" not in data:
+        raise _Invalid("missing 'gart:' format version (not a gart run record?)")
+    fmt = data["gart"]
+    if fmt != FORMAT_VERSION or isinstance(fmt, bool):
+        raise _Invalid(
+            f"unknown run record format gart: {_show(fmt)} (this gart reads {FORMAT_VERSION}; "
+            "upgrade gitartifacts)"
+        )
+    _check_keys(data, _RECORD_KEYS, "the run record")
+    run_id = data["id"]
+    if not isinstance(run_id, str) or not is_valid_run_id(run_id):
+        raise _Invalid(f"'id' is not a safe run id: {_show(run_id)}")
+    name = _text(data["name"], "name")
+    job_type = _text(data["job_type"], "job_type")
+    status = data["status"]
+    if status not in STATUSES or not isinstance(status, str):
+        raise _Invalid(f"'status' must be one of {', '.join(STATUSES)}, not {_show(status)}")
+    command = data["command"]
+    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+        raise _Invalid("'command' must be a list of strings")
+    if any("\x00" in a for a in command):
+        raise _Invalid("'command' contains a NUL character")
+    commit = data["git_commit"]
+    if commit is not None and (not isinstance(commit, str) or not _COMMIT_RE.fullmatch(commit)):
+        raise _Invalid(f"'git_commit' must be a full hex commit id or null, not {_show(commit)}")
+    dirty = data["git_dirty"]
+    if not isinstance(dirty, bool):
+        raise _Invalid(f"'git_dirty' must be true or false, not {_show(dirty)}")
+    user = _text(data["user"], "user", optional=True)
+    host = _text(data["host"], "host", optional=True)
+    started = _time(data["started"], "started")
+    ended = _time(data["ended"], "ended", optional=True)
+    exit_code = data["exit_code"]
+    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+        raise _Invalid(f"'exit_code' must be an integer or null, not {_show(exit_code)}")
+    if status == "running" and (ended is not None or exit_code is not None):
+        raise _Invalid("a 'running' run cannot have 'ended' or 'exit_code'")
+    if status != "running" and ended is None:
+        raise _Invalid(f"a {status!r} run must have 'ended'")
+    if status == "finished" and exit_code != 0:
+        raise _Invalid(f"a 'finished' run must have exit_code 0, not {_show(exit_code)}")
+    refs: dict[str, list[ArtifactRef]] = {}
+    for key in ("inputs", "outputs"):
+        items = data[key]
+        if not isinstance(items, list):
+            raise _Invalid(f"{key!r} must be a list")
+        refs[key] = [_ref_from_dict(item, f"{key}[{i}]") for i, item in enumerate(items)]
+    assert name is not None and job_type is not None and started is not None
+    return RunRecord(
+        run_id,
+        name,
+        job_type,
+        status,
+        list(command),
+        commit,
+        dirty,
+        user,
+        host,
+        started,
+        ended,
+        exit_code,
+        refs["inputs"],
+        refs["outputs"],
+    )
+
+
+def _record_to_yaml_data(record: RunRecord) -> dict[str, Any]:
+    return {"gart": FORMAT_VERSION, **record.to_dict()}
+
+
+def validate_run(record: RunRecord) -> RunRecord:
+    """Check a record as the reader would; raises ManifestError naming the run id."""
+    try:
+        return _record_from_dict(_record_to_yaml_data(record))
+    except _Invalid as exc:
+        raise ManifestError(f"run {record.id!r}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and writing one record
+
+
+def write_run(runs_dir: Path, record: RunRecord) -> Path:
+    """Write `<runs_dir>/<id>.yaml` atomically (temp file, fsync, rename); returns its path."""
+    from gitartifacts import safeyaml  # PyYAML loads only when a record is actually written
+
+    if not is_valid_run_id(record.id):
+        raise ManifestError(f"run id {record.id!r} is not a safe file name")
+    validate_run(record)
+    data = safeyaml.dump(_record_to_yaml_data(record)).encode("utf-8")
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    target = runs_dir / record.file_name
+    # A dot-prefixed temp name is ignored by load_runs, so a crash mid-write never shows a
+    # half-written record to queries.
+    fd, tmp = tempfile.mkstemp(prefix=f".{record.id}.", suffix=".tmp", dir=runs_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(runs_dir)
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. platforms where directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def parse_run(data: bytes | str, file_name: str) -> RunRecord:
+    """Strictly parse one record's bytes; `file_name` (its `<id>.yaml`) must match its id."""
+    from gitartifacts import safeyaml
+
+    if len(data) > MAX_RECORD_BYTES:
+        raise ManifestError(f"{file_name}: larger than {MAX_RECORD_BYTES} bytes")
+    parsed = safeyaml.load(data, what=file_name, max_bytes=MAX_RECORD_BYTES, max_nodes=100_000)
+    try:
+        record = _record_from_dict(parsed)
+    except _Invalid as exc:
+        raise ManifestError(f"{file_name}: {exc}") from None
+    if record.file_name != file_name:
+        raise ManifestError(
+            f"{file_name}: holds run id {record.id!r}; the file must be named {record.file_name}"
+        )
+    return record
+
+
+def read_run(path: Path | str) -> RunRecord:
+    """Read and strictly validate one run record; every problem is a ManifestError naming it."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+        if not _is_regular(st.st_mode):
+            raise ManifestError(f"{path}: not a regular file")
+        if st.st_size > MAX_RECORD_BYTES:
+            raise ManifestError(f"{path}: larger than {MAX_RECORD_BYTES} bytes")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read run record: {exc.strerror or exc}") from None
+    try:
+        return parse_run(data, path.name)
+    except ManifestError as exc:
+        # parse_run names the file; the caller of read_run wants the whole path.
+        msg = exc.message
+        if msg.startswith(path.name + ":"):
+            msg = msg[len(path.name) + 1 :].lstrip()
+        raise ManifestError(f"{path}: {msg}") from None
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# all records, through an incremental index cache
+
+
+def _read_index(index_path: Path) -> tuple[list[Any], dict[str, Any]]:
+    """(ref table, file entries), or empty ones when the index is missing, foreign or damaged."""
+    try:
+        with open(index_path, "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError):
+        return [], {}
+    if not isinstance(data, dict) or data.get("index") != INDEX_VERSION:
+        return [], {}
+    refs, files = data.get("refs"), data.get("files")
+    if not isinstance(refs, list) or not isinstance(files, dict):
+        return [], {}
+    return refs, files
+
+
+def _write_index(index_path: Path, files: dict[str, tuple[list[int], RunRecord | str]]) -> None:
+    """Store every entry; identical refs (a dataset many runs consumed) are stored once."""
+    table: dict[ArtifactRef, int] = {}
+
+    def ref_ids(refs: list[ArtifactRef]) -> list[int]:
+        return [table.setdefault(r, len(table)) for r in refs]
+
+    out: dict[str, list[Any]] = {}
+    for name, (stamp, value) in files.items():
+        if isinstance(value, RunRecord):
+            r = value
+            row = [
+                r.id, r.name, r.job_type, r.status, r.command, r.git_commit, r.git_dirty,
+                r.user, r.host, r.started, r.ended, r.exit_code,
+                ref_ids(r.inputs), ref_ids(r.outputs),
+            ]  # fmt: skip
+            out[name] = [stamp, row]
+        else:
+            out[name] = [stamp, value]
+    refs = [[a.name, a.digest, a.version, a.requested, a.path] for a in table]
+    # The index is only a cache: failing to write it must never fail the query.
+    try:
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".runs-index.", suffix=".tmp", dir=index_path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(
+                    {"index": INDEX_VERSION, "refs": refs, "files": out},
+                    fh,
+                    separators=(",", ":"),
+                )
+            os.replace(tmp, index_path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        pass
+
+
+def load_runs(runs_dir: Path, index_path: Path) -> tuple[list[RunRecord], list[tuple[str, str]]]:
+    """All valid run records newest first, plus (file name, problem) for each corrupt one.
+
+    Parsed records are cached in `index_path` keyed by file name, size, mtime_ns, ctime_ns and
+    inode; only new or changed files are parsed again. The YAML files stay the source of truth:
+    a missing or damaged index is rebuilt silently.
+    """
+    runs_dir = Path(runs_dir)
+    index_path = Path(index_path)
+    try:
+        scan = os.scandir(runs_dir)
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise ManifestError(f"{runs_dir}: cannot list run records: {exc.strerror or exc}") from None
+    # Building ~50k small objects triggers many useless GC passes; nothing here forms cycles.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with scan:
+            files, changed = _scan(scan, index_path)
+        runs: list[RunRecord] = []
+        errors: list[tuple[str, str]] = []
+        for name, (_, value) in files.items():
+            if isinstance(value, RunRecord):
+                runs.append(value)
+            else:
+                errors.append((name, value))
+        runs.sort(key=_newest_first_key, reverse=True)
+        errors.sort()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if changed:
+        _write_index(index_path, files)
+    return runs, errors
+
+
+def _scan(
+    scan: Iterable[os.DirEntry[str]], index_path: Path
+) -> tuple[dict[str, tuple[list[int], RunRecord | str]], bool]:
+    now_ns = time.time_ns()
+    ref_rows, old = _read_index(index_path)
+    ref_objs: list[ArtifactRef | None] = [None] * len(ref_rows)
+
+    def ref(i: int) -> ArtifactRef:
+        obj = ref_objs[i] if i >= 0 else None  # negative indexes would silently wrap around
+        if obj is None:
+            obj = ref_objs[i] = ArtifactRef(*ref_rows[i][:5])
+        return obj
+
+    files: dict[str, tuple[list[int], RunRecord | str]] = {}
+    changed = False
+    for entry in scan:
+        name = entry.name
+        if name.startswith(".") or not name.endswith(RUN_SUFFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # deleted while we listed
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        racy = now_ns - st.st_mtime_ns <= _RACY_NS
+        value: RunRecord | str | None = None
+        cached = old.get(name)
+        if not racy and type(cached) is list and len(cached) == 2 and cached[0] == stamp:
+            row = cached[1]
+            try:
+                if type(row) is str:
+                    value = row
+                else:
+                    value = RunRecord(
+                        *row[:12], [ref(i) for i in row[12]], [ref(i) for i in row[13]]
+                    )
+            except (TypeError, IndexError, ValueError):
+                value = None  # a damaged cache entry: parse the file instead
+        if value is None:
+            changed = True
+            value = _parse_entry(entry.path, name, st)
+            if racy:
+                # A stamp that never matches: parse it again until it is old enough to trust.
+                stamp = [-1, 0, 0, 0]
+        files[name] = (stamp, value)
+    return files, changed or len(files) != len(old)
+
+
+def _parse_entry(path: str, name: str, st: os.stat_result) -> RunRecord | str:
+    """The record, or a one-line description of what is wrong with the file."""
+    if not _is_regular(st.st_mode):
+        return "not a regular file (symlinks are not followed)"
+    if st.st_size > MAX_RECORD_BYTES:
+        return f"larger than {MAX_RECORD_BYTES} bytes"
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RECORD_BYTES + 1)
+        record = parse_run(data, name)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    except ManifestError as exc:
+        msg = exc.message
+        if msg.startswith(name + ":"):
+            msg = msg[len(name) + 1 :].lstrip()
+        return msg
+    return record
+
+
+def _newest_first_key(run: RunRecord) -> tuple[str, str]:
+    return (run.started, run.id)
+
+
+def filter_runs(
+    runs: Iterable[RunRecord],
+    job_type: str | None = None,
+    artifact: str | None = None,
+    digest: str | None = None,
+) -> list[RunRecord]:
+    """Runs of that job type that consumed or produced that artifact (and digest), order kept."""
+    out = []
+    for run in runs:
+        if job_type is not None and run.job_type != job_type:
+            continue
+        if artifact is not None and not run.uses(artifact, digest):
+            continue
+        if artifact is None and digest is not None:
+            if not any(r.digest == digest for r in (*run.inputs, *run.outputs)):
+                continue
+        out.append(run)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the lineage graph
+
+
+@dataclass(frozen=True)
+class ArtifactNode:
+    """One artifact version in the graph: a (name, digest), labelled with its version if any."""
+
+    id: str
+    name: str
+    digest: str
+    version: str | None
+    aliases: tuple[str, ...] = ()
+
+    kind: Literal["artifact"] = "artifact"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version or short_digest(self.digest)}"
+
+
+@dataclass(frozen=True)
+class RunNode:
+    """One run in the graph."""
+
+    id: str
+    run: RunRecord
+
+    kind: Literal["run"] = "run"
+
+    @property
+    def label(self) -> str:
+        return self.run.name
+
+
+Node = ArtifactNode | RunNode
+
+
+@dataclass(frozen=True)
+class Edge:
+    """artifact -> run ('consumed') or run -> artifact ('produced')."""
+
+    source: str
+    target: str
+    kind: Literal["consumed", "produced"]
+    requested: str | None = None
+    path: str | None = None
+
+
+def short_digest(digest: str, hex_chars: int = 12) -> str:
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:hex_chars]}"
+
+
+def run_node_id(run_id: str) -> str:
+    return "run:" + run_id
+
+
+class LineageGraph:
+    """Runs and artifact versions joined on (name, digest); edges artifact->run->artifact."""
+
+    def __init__(
+        self,
+        runs: Iterable[RunRecord],
+        versions: Mapping[tuple[str, str], str] | None = None,
+        aliases: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    ) -> None:
+        versions = versions or {}
+        aliases = aliases or {}
+        run_list = sorted(runs, key=_newest_first_key, reverse=True)
+        # What each run said the version was, used only where the caller's mapping is silent.
+        recorded: dict[tuple[str, str], set[str]] = {}
+        for run in run_list:
+            for ref in (*run.inputs, *run.outputs):
+                bucket = recorded.setdefault(ref.key, set())
+                if ref.version:
+                    bucket.add(ref.version)
+        for key in versions:
+            recorded.setdefault(key, set())
+        for key in aliases:
+            recorded.setdefault(key, set())
+        labels: dict[tuple[str, str], str | None] = {}
+        for key, seen in recorded.items():
+            if key in versions:
+                labels[key] = versions[key]
+            else:
+                labels[key] = next(iter(seen)) if len(seen) == 1 else None
+        self._artifact_ids = _assign_artifact_ids(labels)
+        # Every known artifact version, touched by a run or not, so `around` can still name it.
+        self._artifacts: dict[tuple[str, str], ArtifactNode] = {
+            key: ArtifactNode(node_id, key[0], key[1], labels[key], tuple(aliases.get(key, ())))
+            for key, node_id in self._artifact_ids.items()
+        }
+        self._nodes: dict[str, Node] = {a.id: a for a in self._artifacts.values()}
+        edges: dict[tuple[str, str], Edge] = {}
+        for run in run_list:
+            rid = run_node_id(run.id)
+            self._nodes[rid] = RunNode(rid, run)
+            for ref in run.inputs:
+                aid = self._artifact_ids[ref.key]
+                edges.setdefault((aid, rid), Edge(aid, rid, "consumed", ref.requested, ref.path))
+            for ref in run.outputs:
+                aid = self._artifact_ids[ref.key]
+                edges.setdefault((rid, aid), Edge(rid, aid, "produced", ref.requested, ref.path))
+        self._init_edges(list(edges.values()))
+        # Only artifacts that some run touched belong in the graph; the rest were mapping-only.
+        touched = set(self._succ) | set(self._pred)
+        for node_id in list(self._artifact_ids.values()):
+            if node_id not in touched:
+                del self._nodes[node_id]
+        self.root: str | None = None
+        self.truncated_upstream: frozenset[str] = frozenset()
+        self.truncated_downstream: frozenset[str] = frozenset()
+
+    def _init_edges(self, edges: list[Edge]) -> None:
+        self._edges = {(e.source, e.target): e for e in edges}
+        self._succ: dict[str, list[str]] = {}
+        self._pred: dict[str, list[str]] = {}
+        for e in edges:
+            self._succ.setdefault(e.source, []).append(e.target)
+            self._pred.setdefault(e.target, []).append(e.source)
+
+    # -- basic access ------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> list[Node]:
+        """All nodes, artifacts first, each kind sorted by id."""
+        return sorted(self._nodes.values(), key=lambda n: (n.kind != "artifact", n.id))
+
+    @property
+    def edges(self) -> list[Edge]:
+        return [self._edges[k] for k in sorted(self._edges)]
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """The runs in the graph, newest first."""
+        runs = [n.run for n in self._nodes.values() if isinstance(n, RunNode)]
+        return sorted(runs, key=_newest_first_key, reverse=True)
+
+    def node(self, node_id: str) -> Node:
+        return self._nodes[node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def artifact_node_id(self, name: str, digest: str) -> str | None:
+        """The node id of (name, digest), whether or not any run touched it."""
+        return self._artifact_ids.get((name, digest))
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return sorted(set(self._pred.get(node_id, ())), key=self._order_key)
+
+    def successors(self, node_id: str) -> list[str]:
+        return sorted(set(self._succ.get(node_id, ())), key=self._order_key)
+
+    def edge(self, source: str, target: str) -> Edge | None:
+        return self._edges.get((source, target))
+
+    def _order_key(self, node_id: str) -> tuple[Any, ...]:
+        # Deterministic child order for every renderer: runs oldest first, artifacts by label.
+        node = self._nodes.get(node_id)
+        if isinstance(node, RunNode):
+            return (1, node.run.started, node.run.id)
+        if isinstance(node, ArtifactNode):
+            return (0, node.name, _version_number(node.version), node.digest)
+        return (2, node_id)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def producers_of(self, name: str, digest: str) -> list[RunRecord]:
+        """Runs that produced this artifact version, newest first."""
+        return self._runs_at(self._pred, name, digest)
+
+    def consumers_of(self, name: str, digest: str) -> list[RunRecord]:
+        """Runs that consumed this artifact version, newest first."""
+        return self._runs_at(self._succ, name, digest)
+
+    def _runs_at(self, adjacency: dict[str, list[str]], name: str, digest: str) -> list[RunRecord]:
+        node_id = self._artifact_ids.get((name, digest))
+        if node_id is None:
+            return []
+        runs = [self._nodes[i] for i in set(adjacency.get(node_id, ()))]
+        records = [n.run for n in runs if isinstance(n, RunNode)]
+        return sorted(records, key=_newest_first_key, reverse=True)
+
+    def find_runs(
+        self, job_type: str | None = None, artifact: str | None = None, digest: str | None = None
+    ) -> list[RunRecord]:
+        return filter_runs(self.runs, job_type=job_type, artifact=artifact, digest=digest)
+
+    def around(
+        self,
+        name: str,
+        digest: str,
+        depth: int | None = None,
+        upstream: bool = True,
+        downstream: bool = True,
+        *,
+        version: str | None = None,
+        aliases: Sequence[str] = (),
+    ) -> LineageGraph:
+        """The subgraph around one artifact version.
+
+        `depth` counts runs: 1 = the runs that produced/consumed it and the artifacts those runs
+        consumed/produced; None = everything reachable. An artifact no run touched yields a graph
+        holding just that node.
+        """
+        node = self._artifacts.get((name, digest))
+        if node is None:
+            node_id = _assign_artifact_ids({(name, digest): version})[(name, digest)]
+            node = ArtifactNode(node_id, name, digest, version, tuple(aliases))
+        if node.id not in self._nodes:
+            lone = self._subgraph(set())
+            lone._nodes[node.id] = node
+            lone._artifacts[(name, digest)] = node
+            lone._artifact_ids[(name, digest)] = node.id
+            lone.root = node.id
+            return lone
+        node_id = node.id
+        return self.around_node(node_id, depth, upstream, downstream)
+
+    def around_node(
+        self,
+        node_id: str,
+        depth: int | None = None,
+        upstream: bool = True,
+        downstream: bool = True,
+    ) -> LineageGraph:
+        """The subgraph around any node (`run:<id>` or an artifact node id)."""
+        if node_id not in self._nodes:
+            raise KeyError(node_id)
+        if depth is not None and depth < 0:
+            raise ValueError("depth must be >= 0")
+        limit = None
+        if depth is not None:
+            # A run root already brings its own inputs and outputs (one edge away).
+            limit = 2 * depth + (1 if isinstance(self._nodes[node_id], RunNode) else 0)
+        keep = {node_id}
+        cut_up: set[str] = set()
+        cut_down: set[str] = set()
+        if upstream:
+            keep |= self._reach(node_id, self._pred, limit, cut_up)
+        if downstream:
+            keep |= self._reach(node_id, self._succ, limit, cut_down)
+        sub = self._subgraph(keep)
+        sub.root = node_id
+        sub.truncated_upstream = frozenset(cut_up)
+        sub.truncated_downstream = frozenset(cut_down)
+        return sub
+
+    @staticmethod
+    def _reach(
+        start: str, adjacency: dict[str, list[str]], limit: int | None, cut: set[str]
+    ) -> set[str]:
+        seen = {start}
+        queue = deque([(start, 0)])
+        while queue:
+            current, dist = queue.popleft()
+            nexts = adjacency.get(current, ())
+            if limit is not None and dist >= limit:
+                # BFS order: everything within the limit is already seen, so this is exact.
+                if any(n not in seen for n in nexts):
+                    cut.add(current)
+                continue
+            for n in nexts:
+                if n not in seen:
+                    seen.add(n)
+                    queue.append((n, dist + 1))
+        return seen
+
+    def _subgraph(self, keep: set[str]) -> LineageGraph:
+        sub = LineageGraph.__new__(LineageGraph)
+        sub._nodes = {k: v for k, v in self._nodes.items() if k in keep}
+        sub._artifact_ids = {key: nid for key, nid in self._artifact_ids.items() if nid in keep}
+        sub._artifacts = {key: a for key, a in self._artifacts.items() if a.id in keep}
+        sub._init_edges([e for (src, dst), e in self._edges.items() if src in keep and dst in keep])
+        sub.root = None
+        sub.truncated_upstream = frozenset()
+        sub.truncated_downstream = frozenset()
+        return sub
+
+
+def _version_number(version: str | None) -> int:
+    return int(version[1:]) if version else -1
+
+
+def _assign_artifact_ids(
+    labels: Mapping[tuple[str, str], str | None],
+) -> dict[tuple[str, str], str]:
+    """`artifact:<name>@<vN>` where that is unambiguous, else `artifact:<name>@sha256:<prefix>`."""
+    by_version: dict[tuple[str, str], int] = {}
+    by_prefix: dict[tuple[str, str], int] = {}
+    for (name, digest), version in labels.items():
+        if version:
+            by_version[(name, version)] = by_version.get((name, version), 0) + 1
+        p = (name, short_digest(digest))
+        by_prefix[p] = by_prefix.get(p, 0) + 1
+    ids = {}
+    for (name, digest), version in labels.items():
+        if version and by_version[(name, version)] == 1:
+            ids[(name, digest)] = f"artifact:{name}@{version}"
+        elif by_prefix[(name, short_digest(digest))] == 1:
+            ids[(name, digest)] = f"artifact:{name}@{short_digest(digest)}"
+        else:
+            ids[(name, digest)] = f"artifact:{name}@{digest}"
+    return ids

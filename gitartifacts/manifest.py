@@ -1,0 +1,258 @@
+"""The artifact manifest: schema, strict parse and canonical, byte-stable YAML dump."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from gitartifacts import safeyaml
+from gitartifacts.errors import GartError, ManifestError
+from gitartifacts.paths import (
+    CONTROL_CHARS_RE,
+    check_entry_paths,
+    check_relative_path,
+    validate_name,
+    validate_type,
+)
+
+FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 1 << 30
+MAX_ENTRIES = 10_000_000
+MAX_METADATA_BYTES = 1 << 20
+MAX_FILE_SIZE = 1 << 50
+OID_RE = re.compile(r"[0-9a-f]{64}")
+DIGEST_PREFIX = "sha256:"
+_KEYS = (
+    "gart", "name", "type", "description", "metadata", "path", "include",
+    "digest", "size", "count", "files",
+)
+_ENTRY_RE = re.compile(r"([0-9a-f]{64}) (0|[1-9][0-9]{0,15}) ([^\n]+)")
+_ENTRY_LINE_RE = re.compile(r"^" + _ENTRY_RE.pattern + r"$", re.MULTILINE)
+
+
+class Entry(NamedTuple):
+    """One file of an artifact: its path relative to the artifact root, sha256 and size."""
+
+    path: str
+    oid: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An artifact version's content: what files, where they live, what they are (immutable)."""
+
+    name: str
+    type: str = "dataset"
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: str = "."
+    include: tuple[str, ...] = (".",)
+    entries: tuple[Entry, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", tuple(sorted(self.entries)))
+        object.__setattr__(self, "include", tuple(self.include))
+
+    @cached_property
+    def files_block(self) -> str:
+        return "".join([f"{e.oid} {e.size} {e.path}\n" for e in self.entries])
+
+    @cached_property
+    def digest(self) -> str:
+        return DIGEST_PREFIX + hashlib.sha256(self.files_block.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    def by_path(self) -> dict[str, Entry]:
+        return {e.path: e for e in self.entries}
+
+
+def dumps(manifest: Manifest) -> str:
+    """The canonical text: fixed key order, one line per file, byte-identical on re-write."""
+    validate(manifest, entries=True)
+    block = manifest.files_block
+    files = "|\n" + "".join("  " + line + "\n" for line in block.splitlines()) if block else '""\n'
+    return (
+        f"gart: {FORMAT_VERSION}\n"
+        f"name: {manifest.name}\n"
+        f"type: {manifest.type}\n"
+        f"description: {_scalar(manifest.description)}\n"
+        f"metadata: {_flow(manifest.metadata)}\n"
+        f"path: {_scalar(manifest.path)}\n"
+        f"include: {_flow(list(manifest.include))}\n"
+        f"digest: {manifest.digest}\n"
+        f"size: {manifest.size}\n"
+        f"count: {manifest.count}\n"
+        f"files: {files}"
+    )
+
+
+def loads(text: str | bytes, what: str = "manifest") -> Manifest:
+    """Parse and validate a manifest; anything unexpected is a ManifestError naming `what`."""
+    data = safeyaml.load(text, what=what, max_bytes=MAX_MANIFEST_BYTES)
+    if not isinstance(data, dict):
+        raise ManifestError(f"{what}: expected a mapping")
+    version = data.get("gart")
+    if version != FORMAT_VERSION:
+        raise ManifestError(
+            f"{what}: manifest format gart: {version!r} is not supported (this gart reads 1)",
+            hint="upgrade gitartifacts (pip install -U gitartifacts)",
+        )
+    unknown = set(data) - set(_KEYS)
+    if unknown:
+        raise ManifestError(f"{what}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    missing = [k for k in _KEYS if k not in data]
+    if missing:
+        raise ManifestError(f"{what}: missing field(s) {', '.join(missing)}")
+    files = data["files"]
+    if not isinstance(files, str):
+        raise ManifestError(f"{what}: 'files' must be a block of lines")
+    try:
+        manifest = Manifest(
+            name=_expect(data, "name", str, what),
+            type=_expect(data, "type", str, what),
+            description=_expect(data, "description", str, what),
+            metadata=_expect(data, "metadata", dict, what),
+            path=_expect(data, "path", str, what),
+            include=tuple(_expect(data, "include", list, what)),
+            entries=_parse_files(files, what),
+        )
+        if files:  # the block as read is the canonical block: reuse it instead of rebuilding
+            manifest.__dict__["files_block"] = files
+        validate(manifest, entries=False)  # _parse_files already checked every entry
+    except GartError as exc:
+        message = exc.message if what in exc.message else f"{what}: {exc.message}"
+        raise ManifestError(message) from None
+    if data["digest"] != manifest.digest:
+        raise ManifestError(
+            f"{what}: digest does not match its file list (edited by hand or corrupted)",
+            hint="restore the manifest from git (git checkout -- FILE) or re-run gart add",
+        )
+    if data["size"] != manifest.size or data["count"] != manifest.count:
+        raise ManifestError(f"{what}: size/count do not match its file list")
+    return manifest
+
+
+def _parse_files(block: str, what: str) -> list[Entry]:
+    found = _ENTRY_LINE_RE.findall(block)
+    if len(found) > MAX_ENTRIES:
+        raise ManifestError(f"{what}: more than {MAX_ENTRIES} entries")
+    if len(found) != block.count("\n") or (block and not block.endswith("\n")):
+        lines = block.split("\n")
+        number = next(i for i, line in enumerate(lines, 1) if not _ENTRY_RE.fullmatch(line))
+        raise ManifestError(f"{what}: file line {number} is not '<sha256> <size> <path>'")
+    new = tuple.__new__
+    entries = [new(Entry, (path, oid, int(size))) for oid, size, path in found]
+    check_entry_paths([e[0] for e in entries], what)
+    return entries
+
+
+def validate(manifest: Manifest, entries: bool = True) -> None:
+    """Raise unless the manifest could be written canonically and read back identically."""
+    validate_name(manifest.name)
+    validate_type(manifest.type)
+    if CONTROL_CHARS_RE.sub("", manifest.description.replace("\n", "")) != (
+        manifest.description.replace("\n", "")
+    ):
+        raise ManifestError("description contains control characters")
+    if manifest.path != ".":
+        check_relative_path(manifest.path, "artifact path")
+    if not manifest.include or not all(isinstance(p, str) for p in manifest.include):
+        raise ManifestError("include must list at least one path")
+    if manifest.include != (".",):
+        check_entry_paths(list(manifest.include), "include")
+    _check_metadata(manifest.metadata)
+    if not entries:
+        return
+    for entry in manifest.entries:
+        if not OID_RE.fullmatch(entry.oid) or not 0 <= entry.size <= MAX_FILE_SIZE:
+            raise ManifestError(f"entry {entry.path!r} has an invalid digest or size")
+    check_entry_paths([e.path for e in manifest.entries], "files")
+
+
+def _check_metadata(metadata: dict[str, Any]) -> None:
+    if len(_flow(metadata)) > MAX_METADATA_BYTES:
+        raise ManifestError(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ManifestError(f"metadata key {key!r} must be a string")
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            raise ManifestError(f"metadata value {value!r} is not a string, number or bool")
+
+    walk(metadata)
+
+
+def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(f"{what}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+_PLAIN_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_YAML_SPECIAL = re.compile(
+    r"(?i)(y|n|yes|no|true|false|on|off|null|~|[-+]?[0-9][0-9_.:eE+-]*|\.inf|[-+]\.inf|\.nan)"
+)
+
+
+def _scalar(value: str) -> str:
+    """A string as YAML: plain when unambiguous, else JSON-style double quotes (valid YAML)."""
+    if _PLAIN_RE.fullmatch(value) and not _YAML_SPECIAL.fullmatch(value):
+        return value
+    quoted = json.dumps(value, ensure_ascii=False)
+    # json leaves C1 controls and U+2028/9 raw; YAML readers would fold or refuse them.
+    return CONTROL_CHARS_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def _flow(value: Any) -> str:
+    """Metadata as one line of YAML flow style with sorted keys (canonical)."""
+    if isinstance(value, dict):
+        items = (f"{_scalar(k)}: {_flow(v)}" for k, v in sorted(value.items()))
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _scalar(value) if _PLAIN_RE.fullmatch(value) else _quoted(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return _float(value)
+
+
+def _quoted(value: str) -> str:
+    quoted = json.dumps(value, ensure_ascii=False)
+    return CONTROL_CHARS_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def _float(value: float) -> str:
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa:  # YAML 1.1 floats need a dot, else 1e-05 would read back as a string
+        mantissa += ".0"
+    return mantissa + e + exponent

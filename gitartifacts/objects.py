@@ -1,0 +1,622 @@
+"""Content-addressed object store — loose files plus immutable packs — over local disk or fsspec.
+
+The same class serves the local cache and every remote. Layout (see docs/format.md):
+
+    files/sha256/<2 hex>/<62 hex>    loose object (large files), verifiable with sha256sum
+    packs/<pack-id>.pack             small objects back to back after an 8-byte magic
+    packs/<pack-id>.idx              sorted table oid -> offset, length; written after its pack
+
+A pack's id is the sha256 of the whole pack file, so packs never change once written, and
+an index only exists once its pack is complete: seeing an .idx proves the .pack is whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+import struct
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
+from gitartifacts.hashing import hash_file
+
+PACK_MAGIC = b"GARTPK\x00\x01"
+INDEX_MAGIC = b"GARTIX\x00\x01"
+_INDEX_HEADER = struct.Struct(">8sI")
+_INDEX_ENTRY = struct.Struct(">32sQQ")
+DEFAULT_PACK_THRESHOLD = 1 << 20
+DEFAULT_PACK_TARGET = 64 << 20
+TEMP_PREFIX = ".tmp-"
+COPY_CHUNK = 1 << 20
+# Listing a loose prefix directory beats probing each object once this many are asked about.
+LIST_INSTEAD_OF_PROBE = 32
+
+
+def loose_key(oid: str) -> str:
+    """Where a loose object lives, relative to the store root."""
+    return f"files/sha256/{oid[:2]}/{oid[2:]}"
+
+
+def temp_name(directory: str) -> str:
+    """A unique temporary name beside the final one, so a rename into place is atomic."""
+    return f"{directory}/{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class PackLocation:
+    """Where a packed object sits: which pack, at what offset, how long."""
+
+    pack_id: str
+    offset: int
+    length: int
+
+
+class Backend(Protocol):
+    """The few byte-level operations the store needs; keys are '/'-paths under the root."""
+
+    def exists(self, key: str) -> bool: ...
+    def read(self, key: str) -> bytes: ...
+    def read_range(self, key: str, start: int, end: int) -> bytes: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def put_file(self, source: Path, key: str) -> None: ...
+    def get_file(self, key: str, destination: Path) -> None: ...
+    def list(self, directory: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def describe(self) -> str: ...
+
+
+class LocalBackend:
+    """Plain os calls on a directory: no fsspec import on the hot local paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.root / key)
+
+    def read(self, key: str) -> bytes:
+        try:
+            with open(self.root / key, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"{key} not found in {self.root}") from None
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        try:
+            fd = os.open(self.root / key, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"{key} not found in {self.root}") from None
+        try:
+            return os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
+
+    def write(self, key: str, data: bytes) -> None:
+        final = self.root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(temp_name(str(final.parent)))
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+
+    def put_file(self, source: Path, key: str) -> None:
+        import shutil
+
+        final = self.root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(temp_name(str(final.parent)))
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, final)
+
+    def get_file(self, key: str, destination: Path) -> None:
+        import shutil
+
+        try:
+            shutil.copyfile(self.root / key, destination)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"{key} not found in {self.root}") from None
+
+    def list(self, directory: str) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.root / directory) if not n.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.root / key)
+        except FileNotFoundError:
+            pass
+
+
+class FsspecBackend:
+    """Any fsspec filesystem; errors come back as gart errors naming the remote object."""
+
+    def __init__(self, fs: Any, root: str, url: str | None = None) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url or root
+        # Object stores (s3, gcs) have no rename; whole-object puts are atomic there.
+        self.atomic_put = not _is_local_fs(fs)
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def describe(self) -> str:
+        return self.url
+
+    def exists(self, key: str) -> bool:
+        with _translate(self, key):
+            return bool(self.fs.exists(self.path(key)))
+
+    def read(self, key: str) -> bytes:
+        with _translate(self, key):
+            return bytes(self.fs.cat_file(self.path(key)))
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        with _translate(self, key):
+            return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
+
+    def write(self, key: str, data: bytes) -> None:
+        with _translate(self, key):
+            if self.atomic_put:
+                self.fs.pipe_file(self.path(key), data)
+                return
+            parent = self.path(key).rpartition("/")[0]
+            self.fs.makedirs(parent, exist_ok=True)
+            tmp = temp_name(parent)
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, self.path(key))
+
+    def put_file(self, source: Path, key: str) -> None:
+        with _translate(self, key):
+            if self.atomic_put:
+                self.fs.put_file(str(source), self.path(key))
+                return
+            parent = self.path(key).rpartition("/")[0]
+            self.fs.makedirs(parent, exist_ok=True)
+            tmp = temp_name(parent)
+            self.fs.put_file(str(source), tmp)
+            self.fs.mv(tmp, self.path(key))
+
+    def get_file(self, key: str, destination: Path) -> None:
+        with _translate(self, key):
+            self.fs.get_file(self.path(key), str(destination))
+
+    def list(self, directory: str) -> list[str]:
+        with _translate(self, directory):
+            try:
+                names = self.fs.ls(self.path(directory), detail=False)
+            except FileNotFoundError:
+                return []
+        out = [str(n).rstrip("/").rpartition("/")[2] for n in names]
+        return [n for n in out if n and not n.startswith(".")]
+
+    def delete(self, key: str) -> None:
+        with _translate(self, key):
+            try:
+                self.fs.rm_file(self.path(key))
+            except FileNotFoundError:
+                pass
+
+
+def _is_local_fs(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocol or "local" in protocol
+
+
+class _translate:
+    """Map backend exceptions to gart errors that name the remote object."""
+
+    def __init__(self, backend: FsspecBackend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, (ObjectNotFoundError, RemoteError)):
+            return False
+        where = f"{self.backend.describe()}/{self.key}"
+        if isinstance(exc, FileNotFoundError):
+            raise ObjectNotFoundError(f"{where} does not exist") from exc
+        if isinstance(exc, PermissionError):
+            raise RemoteError(
+                f"access denied to {where}", hint="check the remote's credentials"
+            ) from exc
+        if isinstance(exc, (OSError, TimeoutError, ConnectionError)) or _is_network_error(exc):
+            raise RemoteError(f"remote I/O failed on {where}: {exc}") from exc
+        return False
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.startswith(("botocore", "aiohttp", "aiobotocore", "urllib3", "requests"))
+
+
+def serialize_index(entries: dict[str, PackLocation] | Iterable[tuple[str, int, int]]) -> bytes:
+    """The binary .idx: magic, count, sorted (oid, offset, length) rows, then a checksum."""
+    if isinstance(entries, dict):
+        rows = sorted((oid, loc.offset, loc.length) for oid, loc in entries.items())
+    else:
+        rows = sorted(entries)
+    body = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, len(rows)))
+    for oid, offset, length in rows:
+        body += _INDEX_ENTRY.pack(bytes.fromhex(oid), offset, length)
+    body += hashlib.sha256(body).digest()
+    return bytes(body)
+
+
+def parse_index(data: bytes, pack_id: str) -> dict[str, PackLocation]:
+    """Read a .idx, checking its magic and checksum; a damaged index is refused whole."""
+    if len(data) < _INDEX_HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise CorruptObjectError(f"pack index {pack_id}.idx is damaged (checksum mismatch)")
+    magic, count = _INDEX_HEADER.unpack_from(data)
+    if magic != INDEX_MAGIC or len(data) != _INDEX_HEADER.size + count * _INDEX_ENTRY.size + 32:
+        raise CorruptObjectError(f"pack index {pack_id}.idx has an unknown format")
+    out: dict[str, PackLocation] = {}
+    for raw, offset, length in _INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER.size : -32]):
+        out[raw.hex()] = PackLocation(pack_id, offset, length)
+    return out
+
+
+ProgressHook = Callable[[int], None]
+
+
+class ObjectStore:
+    """A content-addressed store of sha256-named objects; the cache and remotes alike."""
+
+    def __init__(
+        self,
+        backend: LocalBackend | FsspecBackend,
+        *,
+        index_cache: Path | None = None,
+        pack_threshold: int = DEFAULT_PACK_THRESHOLD,
+        pack_target: int = DEFAULT_PACK_TARGET,
+    ) -> None:
+        self.backend = backend
+        self.index_cache = index_cache
+        self.pack_threshold = pack_threshold
+        self.pack_target = pack_target
+        self._packed: dict[str, PackLocation] | None = None
+        self._pack_ids: set[str] = set()
+
+    @classmethod
+    def local(cls, root: Path, **options: Any) -> ObjectStore:
+        return cls(LocalBackend(root), **options)
+
+    @property
+    def local_root(self) -> Path | None:
+        return self.backend.root if isinstance(self.backend, LocalBackend) else None
+
+    def describe(self) -> str:
+        return self.backend.describe()
+
+    # -- what is here -------------------------------------------------------------------
+
+    @property
+    def packed(self) -> dict[str, PackLocation]:
+        """oid -> location for every packed object (indexes read once, then kept)."""
+        if self._packed is None:
+            self.refresh()
+        assert self._packed is not None
+        return self._packed
+
+    def refresh(self) -> None:
+        """Re-list the pack indexes; indexes never change, so only new ones are read."""
+        packed = self._packed if self._packed is not None else {}
+        for name in self.backend.list("packs"):
+            if not name.endswith(".idx"):
+                continue
+            pack_id = name[:-4]
+            if pack_id in self._pack_ids:
+                continue
+            packed.update(parse_index(self._read_index(pack_id), pack_id))
+            self._pack_ids.add(pack_id)
+        self._packed = packed
+
+    def _read_index(self, pack_id: str) -> bytes:
+        cached = self.index_cache / f"{pack_id}.idx" if self.index_cache else None
+        if cached is not None:
+            try:
+                data = cached.read_bytes()
+                parse_index(data, pack_id)
+                return data
+            except (OSError, CorruptObjectError):
+                pass
+        data = self.backend.read(f"packs/{pack_id}.idx")
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(temp_name(str(cached.parent)))
+            tmp.write_bytes(data)
+            os.replace(tmp, cached)
+        return data
+
+    def has(self, oid: str) -> bool:
+        return oid in self.packed or self.backend.exists(loose_key(oid))
+
+    def missing(self, oids: Collection[str]) -> set[str]:
+        """Which of `oids` the store lacks: packed lookups, then probes or prefix listings."""
+        packed = self.packed
+        rest = {oid for oid in oids if oid not in packed}
+        if not rest:
+            return set()
+        if len(rest) < LIST_INSTEAD_OF_PROBE:
+            return {oid for oid in rest if not self.backend.exists(loose_key(oid))}
+        by_prefix: dict[str, set[str]] = {}
+        for oid in rest:
+            by_prefix.setdefault(oid[:2], set()).add(oid[2:])
+        absent: set[str] = set()
+        for prefix, tails in by_prefix.items():
+            present = set(self.backend.list(f"files/sha256/{prefix}"))
+            absent.update(prefix + tail for tail in tails - present)
+        return absent
+
+    def loose_oids(self) -> set[str]:
+        out: set[str] = set()
+        for prefix in self.backend.list("files/sha256"):
+            if len(prefix) == 2:
+                out.update(prefix + tail for tail in self.backend.list(f"files/sha256/{prefix}"))
+        return out
+
+    def all_oids(self) -> set[str]:
+        return set(self.packed) | self.loose_oids()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def loose_path(self, oid: str) -> Path | None:
+        """The local file of a loose object (local stores only), for linking."""
+        if isinstance(self.backend, LocalBackend):
+            path = self.backend.path(loose_key(oid))
+            if path.exists():
+                return path
+        return None
+
+    def read(self, oid: str) -> bytes:
+        """An object's bytes, verified against its name."""
+        location = self.packed.get(oid)
+        if location is not None:
+            data = self.backend.read_range(
+                f"packs/{location.pack_id}.pack", location.offset, location.offset + location.length
+            )
+            where = f"pack {location.pack_id}"
+        else:
+            try:
+                data = self.backend.read(loose_key(oid))
+            except ObjectNotFoundError:
+                raise ObjectNotFoundError(
+                    f"object {oid} is not in {self.describe()}"
+                ) from None
+            where = loose_key(oid)
+        check_bytes(oid, data, f"{self.describe()}: {where}")
+        return data
+
+    def read_packed(self, oids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """Packed objects, verified, one pass per pack in offset order (local stores)."""
+        by_pack: dict[str, list[tuple[int, int, str]]] = {}
+        packed = self.packed
+        for oid in oids:
+            loc = packed[oid]
+            by_pack.setdefault(loc.pack_id, []).append((loc.offset, loc.length, oid))
+        for pack_id, items in by_pack.items():
+            items.sort()
+            key = f"packs/{pack_id}.pack"
+            if isinstance(self.backend, LocalBackend):
+                fd = os.open(self.backend.path(key), os.O_RDONLY)
+                try:
+                    for offset, length, oid in items:
+                        data = os.pread(fd, length, offset)
+                        check_bytes(oid, data, f"{self.describe()}: pack {pack_id}")
+                        yield oid, data
+                finally:
+                    os.close(fd)
+            else:
+                for offset, length, oid in items:
+                    data = self.backend.read_range(key, offset, offset + length)
+                    check_bytes(oid, data, f"{self.describe()}: pack {pack_id}")
+                    yield oid, data
+
+    # -- writing ------------------------------------------------------------------------
+
+    def writer(self) -> ObjectWriter:
+        return ObjectWriter(self)
+
+    def _register_pack(self, pack_id: str, entries: dict[str, PackLocation]) -> None:
+        if self._packed is not None:
+            for oid, loc in entries.items():
+                self._packed.setdefault(oid, loc)
+        self._pack_ids.add(pack_id)
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def verify(self, progress: ProgressHook | None = None) -> list[str]:
+        """Re-hash every object; returns one problem line per damaged object or pack."""
+        problems: list[str] = []
+        self._packed = None
+        self._pack_ids = set()
+        try:
+            self.refresh()
+        except CorruptObjectError as exc:
+            problems.append(str(exc))
+            return problems
+        for pack_id in sorted(self._pack_ids):
+            try:
+                data = self.backend.read(f"packs/{pack_id}.pack")
+            except ObjectNotFoundError:
+                problems.append(f"pack {pack_id}.pack is missing but its index exists")
+                continue
+            if hashlib.sha256(data).hexdigest() != pack_id:
+                problems.append(f"pack {pack_id}.pack is damaged")
+        for oid in sorted(self.loose_oids()):
+            try:
+                check_bytes(oid, self.backend.read(loose_key(oid)), loose_key(oid))
+            except CorruptObjectError as exc:
+                problems.append(str(exc))
+            if progress:
+                progress(1)
+        return problems
+
+    def remove_stale_temp(self, older_than: float = 3600.0) -> int:
+        """Delete temp files left by killed writers (local stores); returns how many."""
+        root = self.local_root
+        if root is None or not root.exists():
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than
+        for directory, _dirs, files in os.walk(root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    path = os.path.join(directory, name)
+                    try:
+                        if os.stat(path).st_mtime < cutoff:
+                            os.unlink(path)
+                            removed += 1
+                    except FileNotFoundError:
+                        pass
+        return removed
+
+
+def check_bytes(oid: str, data: bytes, where: str) -> None:
+    """Raise CorruptObjectError unless `data` hashes to `oid`."""
+    if hashlib.sha256(data).hexdigest() != oid:
+        raise CorruptObjectError(f"object {oid} is corrupt ({where})")
+
+
+class ObjectWriter:
+    """Adds objects to a store: small ones into a new pack, large ones as loose files.
+
+    Use as a context manager; the pack (then its index) is written on exit or when it
+    reaches the target size. Objects already in the store are skipped by callers via
+    `store.missing`, and duplicates within one writer are dropped here.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._chunks: list[bytes] = [PACK_MAGIC]
+        self._entries: dict[str, PackLocation] = {}
+        self._offset = len(PACK_MAGIC)
+        self._hash = hashlib.sha256(PACK_MAGIC)
+        self.packs_written: list[str] = []
+        self.loose_written = 0
+        self.packed_written = 0
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.flush()
+
+    def add_bytes(self, oid: str, data: bytes) -> None:
+        """Store an object whose bytes are in memory (the caller has verified `oid`)."""
+        if oid in self._entries or oid in self.store.packed:
+            return
+        if len(data) >= self.store.pack_threshold:
+            self.store.backend.write(loose_key(oid), data)
+            self._make_read_only(oid)
+            self.loose_written += 1
+            return
+        self._entries[oid] = PackLocation("", self._offset, len(data))
+        self._chunks.append(data)
+        self._hash.update(data)
+        self._offset += len(data)
+        if self._offset >= self.store.pack_target:
+            self.flush()
+
+    def add_file(self, source: Path, oid: str | None = None) -> tuple[str, int]:
+        """Copy a local file in as a loose object, hashing while copying; returns (oid, size).
+
+        With `oid` None the digest is computed on the way; the copy lands under its
+        final name only after the bytes are known to hash to it.
+        """
+        backend = self.store.backend
+        if not isinstance(backend, LocalBackend):
+            digest, size = hash_file(source)
+            if oid is not None and digest != oid:
+                raise CorruptObjectError(f"{source} changed while being stored")
+            backend.put_file(source, loose_key(digest))
+            self.loose_written += 1
+            return digest, size
+        tmp_dir = backend.root / "files" / "sha256"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(temp_name(str(tmp_dir)))
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            hexdigest = digest.hexdigest()
+            if oid is not None and hexdigest != oid:
+                raise CorruptObjectError(f"{source} changed while being stored")
+            final = backend.path(loose_key(hexdigest))
+            if final.exists():
+                tmp.unlink()
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+                self.loose_written += 1
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return hexdigest, size
+
+    @property
+    def objects_written(self) -> int:
+        return self.loose_written + self.packed_written
+
+    def _make_read_only(self, oid: str) -> None:
+        root = self.store.local_root
+        if root is not None:
+            path = root / loose_key(oid)
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+    def flush(self) -> str | None:
+        """Write the pending pack, then its index; returns the pack id (None if empty)."""
+        if not self._entries:
+            return None
+        pack_id = self._hash.hexdigest()
+        entries = {
+            oid: PackLocation(pack_id, loc.offset, loc.length) for oid, loc in self._entries.items()
+        }
+        backend = self.store.backend
+        backend.write(f"packs/{pack_id}.pack", b"".join(self._chunks))
+        index = serialize_index(entries)
+        backend.write(f"packs/{pack_id}.idx", index)
+        if self.store.index_cache is not None:
+            self.store.index_cache.mkdir(parents=True, exist_ok=True)
+            tmp = Path(temp_name(str(self.store.index_cache)))
+            tmp.write_bytes(index)
+            os.replace(tmp, self.store.index_cache / f"{pack_id}.idx")
+        self.store._register_pack(pack_id, entries)
+        self.packs_written.append(pack_id)
+        self.packed_written += len(entries)
+        self._chunks = [PACK_MAGIC]
+        self._entries = {}
+        self._offset = len(PACK_MAGIC)
+        self._hash = hashlib.sha256(PACK_MAGIC)
+        return pack_id
