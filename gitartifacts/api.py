@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from gitartifacts.hashing import StateCache
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import parse_spec, validate_name, validate_type
+from gitartifacts.transfer import TransferResult
 from gitartifacts.workspace import (
     CheckoutPlan,
     Comparison,
@@ -70,6 +71,15 @@ class ArtifactStatus:
                 return "not checked out"
             return "modified"
         return "missing from cache" if self.missing_from_cache else "clean"
+
+
+@dataclass
+class PushResult:
+    """What `gart push` sent, for which artifacts, to where."""
+
+    manifests: list[Manifest]
+    transfer: TransferResult
+    remote: str
 
 
 @dataclass
@@ -152,7 +162,9 @@ class Repo:
             (gart_dir / ".gitignore").write_text(GART_GITIGNORE, encoding="utf-8")
         repo = cls(root)
         if created and repo.config.autostage:
-            repo.git.stage([f"{configmod.GART_DIR}/{name}" for name in ("config.yaml", ".gitignore")])
+            repo.git.stage(
+                [f"{configmod.GART_DIR}/{n}" for n in (configmod.CONFIG_FILE, ".gitignore")]
+            )
         return repo, created
 
     @property
@@ -443,10 +455,13 @@ class Repo:
         to: str | os.PathLike[str] | None = None,
         progress: ProgressHook | None = None,
         dry_run: bool = False,
+        partial: bool = False,
     ) -> CheckoutPlan:
         """Make the working tree (or `to`) match a manifest, from the cache."""
         manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
         root = Path(to) if to is not None else self.root / manifest.path
+        if partial:  # a subset of the artifact: leave the files outside it alone
+            manifest = replace(manifest, include=_subset_include(manifest))
         if to is None and os.path.lexists(root):
             self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
         current = self.workspace_digests(manifest, root) if root.exists() else {}
@@ -493,6 +508,167 @@ class Repo:
             if old_entries[p].oid != new_entries[p].oid
         ]
         return DiffResult(name, labels[0], labels[1], added, removed, changed)
+
+    # -- remotes --------------------------------------------------------------------------
+
+    def remote_add(self, name: str, url: str, default: bool = False, local: bool = False) -> None:
+        """Define a remote (in config.yaml, or config.local.yaml with `local`)."""
+        from gitartifacts.remote import check_url
+
+        if not configmod.REMOTE_NAME_RE.fullmatch(name):
+            raise UsageError(f"invalid remote name {name!r}", hint="e.g. storage, s3-main")
+        check_url(url)
+        if name in self.config.remotes:
+            raise UsageError(
+                f"remote {name!r} already exists ({self.config.remotes[name].url})",
+                hint=f"change it with `gart remote modify {name} url NEW_URL`",
+            )
+
+        def mutate(data: dict[str, Any]) -> None:
+            data.setdefault("remotes", {})[name] = {"url": url}
+            if default:
+                data.setdefault("core", {})["remote"] = name
+
+        self._update_config(mutate, local)
+
+    def remote_modify(
+        self, name: str, key: str, value: str | None, local: bool = False, unset: bool = False
+    ) -> None:
+        """Set (or unset) one option of a remote, e.g. endpoint_url or profile."""
+        from gitartifacts.remote import check_option, check_url
+
+        if name not in self.config.remotes:
+            raise UsageError(f"no remote named {name!r}", hint=self._remotes_hint())
+        if not unset:
+            if value is None:
+                raise UsageError(f"no value for {key!r}", hint="use --unset to remove an option")
+            check_option(key, local)
+            if key == "url":
+                check_url(value)
+
+        def mutate(data: dict[str, Any]) -> None:
+            remotes = data.setdefault("remotes", {})
+            body = remotes.setdefault(name, {})
+            if unset:
+                body.pop(key, None)
+                if not body:
+                    remotes.pop(name)
+            else:
+                body[key] = _option_value(value or "")
+
+        self._update_config(mutate, local)
+
+    def remote_remove(self, name: str) -> None:
+        if name not in self.config.remotes:
+            raise UsageError(f"no remote named {name!r}", hint=self._remotes_hint())
+        for local in (False, True):
+            def mutate(data: dict[str, Any]) -> None:
+                (data.get("remotes") or {}).pop(name, None)
+                if (data.get("core") or {}).get("remote") == name:
+                    data["core"].pop("remote")
+
+            self._update_config(mutate, local)
+
+    def remote_default(self, name: str) -> None:
+        if name not in self.config.remotes:
+            raise UsageError(f"no remote named {name!r}", hint=self._remotes_hint())
+        self._update_config(
+            lambda data: data.setdefault("core", {}).__setitem__("remote", name), local=False
+        )
+
+    def _update_config(self, mutate: Callable[[dict[str, Any]], None], local: bool) -> None:
+        """Change one config file, re-read the result, stage the committed file in git."""
+        configmod.update_config(self.root, mutate, local=local)
+        self.config = configmod.load_config(self.root)
+        if not local and self.config.autostage:
+            self.git.stage([f"{configmod.GART_DIR}/{configmod.CONFIG_FILE}"])
+
+    def _remotes_hint(self) -> str:
+        names = ", ".join(sorted(self.config.remotes))
+        return f"known remotes: {names}" if names else "add one with `gart remote add NAME URL`"
+
+    def remote_config(self, name: str | None = None) -> configmod.RemoteConfig:
+        chosen = name or self.config.default_remote
+        if chosen is None:
+            if len(self.config.remotes) == 1:
+                return next(iter(self.config.remotes.values()))
+            raise UsageError(
+                "no remote given and no default remote set",
+                hint="run `gart remote add storage PATH_OR_URL --default`"
+                if not self.config.remotes else "pass -r NAME or set one with --default",
+            )
+        if chosen not in self.config.remotes:
+            raise UsageError(f"no remote named {chosen!r}", hint=self._remotes_hint())
+        return self.config.remotes[chosen]
+
+    def remote_store(self, name: str | None = None) -> ObjectStore:
+        from gitartifacts.remote import open_store
+
+        return open_store(
+            self.remote_config(name), self.root, self.config.tmp_path / "remote-indexes"
+        )
+
+    # -- push / fetch / pull --------------------------------------------------------------
+
+    def push(
+        self,
+        names: Sequence[str] | None = None,
+        remote: str | None = None,
+        jobs: int | None = None,
+        progress: ProgressHook | None = None,
+    ) -> PushResult:
+        """Upload every object the named (default: all) artifacts need that the remote lacks."""
+        from gitartifacts import transfer
+
+        manifests = [self.load_manifest(n) for n in (names or self.artifact_names())]
+        oids = {e.oid for m in manifests for e in m.entries}
+        store = self.remote_store(remote)
+        result = transfer.push(self.cache, store, oids, jobs or self.config.jobs, progress)
+        if result.failed:
+            raise _transfer_error("push", result.failed, manifests, store.describe())
+        return PushResult(manifests, result, store.describe())
+
+    def fetch(
+        self,
+        specs: Sequence[str | Manifest],
+        remote: str | None = None,
+        jobs: int | None = None,
+        path_prefix: str | None = None,
+        progress: ProgressHook | None = None,
+    ) -> tuple[list[Manifest], TransferResult]:
+        """Download into the cache what the given artifacts need; nothing is checked out."""
+        from gitartifacts import transfer
+
+        manifests = [
+            _only_prefix(s if isinstance(s, Manifest) else self.resolve(s), path_prefix)
+            for s in specs
+        ]
+        oids = {e.oid for m in manifests for e in m.entries}
+        store = self.remote_store(remote)
+        result = transfer.fetch(store, self.cache, oids, jobs or self.config.jobs, progress)
+        if result.failed:
+            raise _transfer_error("pull", result.failed, manifests, store.describe())
+        return manifests, result
+
+    def pull(
+        self,
+        specs: Sequence[str | Manifest],
+        remote: str | None = None,
+        jobs: int | None = None,
+        to: str | os.PathLike[str] | None = None,
+        path_prefix: str | None = None,
+        force: bool = False,
+        progress: ProgressHook | None = None,
+    ) -> list[tuple[Manifest, TransferResult, CheckoutPlan]]:
+        """Fetch, verify, then check out each artifact (into `to` when given)."""
+        if to is not None and len(specs) > 1:
+            raise UsageError("--to takes one artifact", hint="pull them one at a time")
+        out = []
+        for spec in specs:
+            (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
+            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix is not None)
+            out.append((manifest, result, plan))
+        return out
 
     def fsck(self) -> list[str]:
         """Verify every object in the cache; also clears temp files of killed writers."""
@@ -559,3 +735,59 @@ def _natural_root(repo_root: Path, files: dict[str, Path]) -> str | None:
         return None
     rel = os.path.relpath(root, real_repo).replace(os.sep, "/")
     return None if rel == "." else rel
+
+
+def _option_value(text: str) -> Any:
+    """Config values typed on the command line: true/false/numbers become YAML scalars."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _only_prefix(manifest: Manifest, prefix: str | None) -> Manifest:
+    if not prefix:
+        return manifest
+    clean = prefix.strip("/")
+    entries = tuple(
+        e for e in manifest.entries if e.path == clean or e.path.startswith(clean + "/")
+    )
+    if not entries:
+        raise ArtifactNotFoundError(
+            f"no files of {manifest.name!r} under {prefix!r}",
+            hint=f"list them with `gart ls {manifest.name}`",
+        )
+    return replace(manifest, entries=entries)
+
+
+def _subset_include(manifest: Manifest) -> tuple[str, ...]:
+    """The smallest set of top-level paths covering a (prefix-filtered) manifest's entries."""
+    tops = sorted({e.path.split("/", 1)[0] for e in manifest.entries})
+    return tuple(tops) or manifest.include
+
+
+def _transfer_error(
+    action: str, failed: dict[str, str], manifests: Sequence[Manifest], remote: str
+) -> GartError:
+    from gitartifacts.errors import ObjectNotFoundError, RemoteError
+
+    paths = [
+        f"{m.name}:{e.path}" for m in manifests for e in m.entries if e.oid in failed
+    ]
+    first = failed[next(iter(failed))]
+    listing = ", ".join(paths[:10]) + (f" … ({len(paths)} in all)" if len(paths) > 10 else "")
+    if all("missing" in reason or "not in the local cache" in reason for reason in failed.values()):
+        where = "the local cache" if action == "push" else remote
+        hint = (
+            "re-run `gart add` for those paths (their bytes are not in this cache)"
+            if action == "push"
+            else "push them from a clone that has them (`gart push`), then pull again"
+        )
+        return ObjectNotFoundError(f"{len(paths)} file(s) missing from {where}: {listing}", hint)
+    return RemoteError(
+        f"{action} failed for {len(paths)} file(s) ({first}): {listing}",
+        hint=f"nothing partial was kept; re-run `gart {action}` to resume",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,18 @@ def env_flag(name: str) -> bool:
 def env_value(name: str) -> str | None:
     """A raw environment value (GART_RUN_ID, ...); None when unset or empty."""
     return os.environ.get(name) or None
+
+
+def update_config(root: Path, mutate: Callable[[dict[str, Any]], None], local: bool = False) -> None:
+    """Read one config file, let `mutate` change the mapping, write it back atomically."""
+    shared, local_path = config_paths(root)
+    path = local_path if local else shared
+    data = read_raw(path)
+    mutate(data)
+    write_raw(path, data)
+
+
+def read_layer(root: Path, local: bool) -> dict[str, Any]:
+    """The raw mapping of the committed (or local) config file alone."""
+    shared, local_path = config_paths(root)
+    return read_raw(local_path if local else shared)

@@ -52,6 +52,7 @@ _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
 # How long a ref lock held by a concurrent writer is waited for before giving up.
 _LOCK_WAIT_S = 2.0
 _PUSH_ATTEMPTS = 5
+_TRANSIENT_REJECTS = ("lock", "atomic transaction failed", "failed to update ref", "stale info")
 _ARG_BUDGET = 100_000
 
 
@@ -459,14 +460,17 @@ class GitRepo:
                     hint=f"another writer won; run `git fetch {remote} --tags --force` "
                     "(or `gart pull`) and retry",
                 )
-            # A concurrent push holding the ref lock loses us the attempt without moving the
-            # tag yet; retrying lets the lease decide once the other push has finished.
-            if attempt + 1 < _PUSH_ATTEMPTS and any("lock" in r for r in rejected.values()):
+            # A concurrent push still holding the ref lock fails ours before the tag has moved;
+            # retrying lets the lease decide once that push is done. Hook refusals are final.
+            transient = any(t in r for r in rejected.values() for t in _TRANSIENT_REJECTS)
+            if attempt + 1 < _PUSH_ATTEMPTS and transient:
                 time.sleep(0.1 * (attempt + 1))
                 continue
             # --atomic marks innocent refs "atomic push failed"; report the real culprit.
             tag, reason = min(rejected.items(), key=lambda kv: "atomic" in kv[1])
-            detail = f"{tag}: {reason}; {_first_line(err)}".rstrip("; ")
+            said = [ln[7:].strip() for ln in err.splitlines() if ln.startswith("remote:")]
+            said = [ln for ln in said if ln]
+            detail = f"{tag} {reason}" + (f": {said[0]}" if said else "")
             raise GitError(
                 f"push to {remote} was rejected: {detail}",
                 hint=f"check `git push {remote}` by hand: access rights, hooks or the network",
@@ -505,12 +509,13 @@ class GitRepo:
 
         commit = self._object(sha.encode(), rev)
         assert isinstance(commit, Commit)
+        # A shallow commit still names its parents, but their objects are not here.
+        if commit.id in self._dul.get_shallow():
+            raise RevisionNotFoundError(
+                f"{rev} is beyond the history of this shallow clone",
+                hint="deepen it with `git fetch --deepen=<n>` or `git fetch --unshallow`",
+            )
         if len(commit.parents) < nth:
-            if commit.id in self._dul.get_shallow():
-                raise RevisionNotFoundError(
-                    f"{rev} is beyond the history of this shallow clone",
-                    hint="deepen it with `git fetch --deepen=<n>` or `git fetch --unshallow`",
-                )
             raise RevisionNotFoundError(
                 f"unknown revision {rev}: commit {sha[:12]} has no parent #{nth}",
                 hint="check the revision with `git log`",

@@ -350,6 +350,47 @@ class ObjectStore:
             os.replace(tmp, cached)
         return data
 
+    def index_bytes(self, pack_id: str) -> bytes:
+        """The raw .idx of a pack (from the local index cache when kept)."""
+        return self._read_index(pack_id)
+
+    def pack_sizes(self) -> dict[str, int]:
+        """pack id -> bytes its objects span, derived from the indexes (no request)."""
+        sizes: dict[str, int] = {}
+        for loc in self.packed.values():
+            end = loc.offset + loc.length
+            if end > sizes.get(loc.pack_id, 0):
+                sizes[loc.pack_id] = end
+        return sizes
+
+    def install_pack(self, pack_id: str, pack_file: Path, index: bytes) -> None:
+        """Adopt a downloaded pack (local stores): verify it whole, then pack, then index."""
+        root = self.local_root
+        assert root is not None, "packs are installed into local stores only"
+        digest = hashlib.sha256()
+        with open(pack_file, "rb") as handle:
+            while chunk := handle.read(COPY_CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != pack_id:
+            raise CorruptObjectError(f"downloaded pack {pack_id} is corrupt (hash mismatch)")
+        entries = parse_index(index, pack_id)
+        (root / "packs").mkdir(parents=True, exist_ok=True)
+        os.replace(pack_file, root / "packs" / f"{pack_id}.pack")
+        self.backend.write(f"packs/{pack_id}.idx", index)
+        self._register_pack(pack_id, entries)
+
+    def install_loose(self, oid: str, file: Path) -> None:
+        """Adopt a downloaded loose object (local stores) after checking its bytes."""
+        root = self.local_root
+        assert root is not None, "loose files are installed into local stores only"
+        digest, _size = hash_file(file)
+        if digest != oid:
+            raise CorruptObjectError(f"object {oid} is corrupt (downloaded bytes hash to {digest})")
+        final = root / loose_key(oid)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(file, 0o444)
+        os.replace(file, final)
+
     def has(self, oid: str) -> bool:
         return oid in self.packed or self.backend.exists(loose_key(oid))
 
@@ -436,13 +477,14 @@ class ObjectStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def writer(self) -> ObjectWriter:
-        return ObjectWriter(self)
+    def writer(self, auto_flush: bool = True) -> ObjectWriter:
+        return ObjectWriter(self, auto_flush=auto_flush)
 
     def _register_pack(self, pack_id: str, entries: dict[str, PackLocation]) -> None:
-        if self._packed is not None:
-            for oid, loc in entries.items():
-                self._packed.setdefault(oid, loc)
+        if self._packed is None:
+            return  # nothing loaded yet: the next refresh() reads this pack's index too
+        for oid, loc in entries.items():
+            self._packed.setdefault(oid, loc)
         self._pack_ids.add(pack_id)
 
     # -- maintenance --------------------------------------------------------------------
@@ -508,8 +550,9 @@ class ObjectWriter:
     `store.missing`, and duplicates within one writer are dropped here.
     """
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, auto_flush: bool = True) -> None:
         self.store = store
+        self.auto_flush = auto_flush
         self._chunks: list[bytes] = [PACK_MAGIC]
         self._entries: dict[str, PackLocation] = {}
         self._offset = len(PACK_MAGIC)
@@ -517,6 +560,11 @@ class ObjectWriter:
         self.packs_written: list[str] = []
         self.loose_written = 0
         self.packed_written = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes added but not yet written out in a pack."""
+        return self._offset - len(PACK_MAGIC)
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -538,7 +586,7 @@ class ObjectWriter:
         self._chunks.append(data)
         self._hash.update(data)
         self._offset += len(data)
-        if self._offset >= self.store.pack_target:
+        if self.auto_flush and self._offset >= self.store.pack_target:
             self.flush()
 
     def add_file(self, source: Path, oid: str | None = None) -> tuple[str, int]:
@@ -595,6 +643,13 @@ class ObjectWriter:
             mode = os.stat(path).st_mode
             os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
+    def discard(self) -> None:
+        """Forget the pending pack (after its upload failed for good)."""
+        self._chunks = [PACK_MAGIC]
+        self._entries = {}
+        self._offset = len(PACK_MAGIC)
+        self._hash = hashlib.sha256(PACK_MAGIC)
+
     def flush(self) -> str | None:
         """Write the pending pack, then its index; returns the pack id (None if empty)."""
         if not self._entries:
@@ -615,8 +670,5 @@ class ObjectWriter:
         self.store._register_pack(pack_id, entries)
         self.packs_written.append(pack_id)
         self.packed_written += len(entries)
-        self._chunks = [PACK_MAGIC]
-        self._entries = {}
-        self._offset = len(PACK_MAGIC)
-        self._hash = hashlib.sha256(PACK_MAGIC)
+        self.discard()
         return pack_id

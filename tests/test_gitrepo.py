@@ -125,6 +125,8 @@ def test_find_root_outside_a_repository_names_the_path_and_the_fix(tmp_path: Pat
         find_root(plain)
     assert str(plain) in str(info.value)
     assert "git init" in info.value.hint
+    with pytest.raises(NotARepositoryError):
+        GitRepo(plain).list_tags()
 
 
 # ---- reads -------------------------------------------------------------------------------
@@ -568,6 +570,8 @@ def test_push_rejected_by_a_hook_is_a_git_error_not_a_race(
         repo.push_tags({"raw-images@v0": (None, sha)})
     assert not isinstance(info.value, TagRaceError)
     assert "push to origin was rejected" in str(info.value)
+    assert "tags are frozen today" in str(info.value)  # the hook's own words reach the user
+    assert "raw-images@v0" not in repo.remote_tags()
     assert info.value.hint
 
 
@@ -593,6 +597,9 @@ def test_fetch_tags_into_a_shallow_clone_and_follow_a_moved_alias(
 
     with clone(origin, tmp_path / "ci", "--depth", "1", "--no-tags") as ci:
         assert ci.is_shallow() and ci.list_tags() == {}
+        with pytest.raises(RevisionNotFoundError, match="shallow") as info:
+            ci.resolve_rev("HEAD~1")
+        assert "--deepen" in info.value.hint
         ci.fetch_tags("team/raw-images@*", depth=1)
         tags = ci.list_tags()
         assert set(tags) == {"team/raw-images@v0", "team/raw-images@production"}
@@ -625,6 +632,7 @@ def test_fetch_ref_shallow_reads_another_repository_without_cloning(
     assert other.read_file("team/raw-images@v0", MANIFEST) == b"digest: one\n"
     assert other.list_tags()["team/raw-images@v0"].message == "v0"
     assert not (cache / "README").exists()  # bare: nothing checked out
+    assert git(cache, "rev-list", "--count", "--all") == "1"  # one commit, not the history
     other.close()
 
     # Again into the same cache, by branch and by sha.

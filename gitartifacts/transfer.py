@@ -1,0 +1,342 @@
+"""Moving objects between stores: push to a remote, fetch into the cache, verified and batched.
+
+Both directions collect failures instead of stopping at the first one (as dvc-data's
+transfer does), retry transient errors with backoff, and never let a byte that does not
+hash to its name reach the destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gitartifacts.errors import CorruptObjectError, GartError, ObjectNotFoundError
+from gitartifacts.objects import (
+    FsspecBackend,
+    LocalBackend,
+    ObjectStore,
+    check_bytes,
+    loose_key,
+    temp_name,
+)
+
+RETRIES = 3
+BACKOFF = 0.2
+# Fetch a whole pack once at least this share of its bytes is wanted; else byte ranges.
+WHOLE_PACK_SHARE = 0.5
+ProgressHook = Callable[[int], None]
+T = TypeVar("T")
+
+
+@dataclass
+class TransferResult:
+    """What moved, what was already there, and what failed (oid -> reason)."""
+
+    transferred: int = 0
+    bytes: int = 0
+    present: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _retry(action: Callable[[], T], what: str) -> T:
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except (ObjectNotFoundError, CorruptObjectError):
+            raise  # not transient: retrying cannot help
+        except (GartError, OSError):
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(BACKOFF * 2**attempt)
+    raise AssertionError(what)  # pragma: no cover - the loop returns or raises
+
+
+def _run_many(
+    backend: LocalBackend | FsspecBackend,
+    jobs: int,
+    items: Sequence[Any],
+    sync_call: Callable[[Any], Any],
+    async_call: Callable[[Any, Any], Any] | None,
+) -> list[Any]:
+    """Run one call per item with bounded concurrency; returns a result or exception each.
+
+    Async fsspec backends (s3fs) get one event-loop batch with a semaphore, not a
+    thread per file; others use a thread pool.
+    """
+    if not items:
+        return []
+    fs = getattr(backend, "fs", None)
+    if async_call is not None and fs is not None and getattr(fs, "async_impl", False):
+        from fsspec.asyn import sync
+
+        async def run_all() -> list[Any]:
+            gate = asyncio.Semaphore(max(1, jobs))
+
+            async def one(item: Any) -> Any:
+                async with gate:
+                    for attempt in range(RETRIES):
+                        try:
+                            return await async_call(fs, item)
+                        except FileNotFoundError as exc:
+                            return exc
+                        except Exception as exc:  # noqa: BLE001 - reported per object
+                            if attempt == RETRIES - 1:
+                                return exc
+                            await asyncio.sleep(BACKOFF * 2**attempt)
+                    return None  # pragma: no cover
+
+            return await asyncio.gather(*(one(item) for item in items))
+
+        return sync(fs.loop, run_all)
+
+    def guarded(item: Any) -> Any:
+        try:
+            return _retry(lambda: sync_call(item), "transfer")
+        except (GartError, OSError) as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(guarded, items))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, GartError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def push(
+    cache: ObjectStore,
+    remote: ObjectStore,
+    oids: Collection[str],
+    jobs: int = 8,
+    progress: ProgressHook | None = None,
+) -> TransferResult:
+    """Upload the objects the remote lacks: small ones packed, large ones as loose files."""
+    result = TransferResult()
+    remote.refresh()
+    need = remote.missing(set(oids))
+    result.present = len(set(oids)) - len(need)
+    if not need:
+        return result
+    not_local = cache.missing(need)
+    for oid in not_local:
+        result.failed[oid] = "not in the local cache"
+    packed = cache.packed
+    small = [oid for oid in need - not_local if oid in packed]
+    large = [oid for oid in need - not_local if oid not in packed]
+    if small:
+        _push_packed(cache, remote, small, result, progress)
+    sources = {oid: cache.loose_path(oid) for oid in large}
+    pairs = [(oid, path) for oid, path in sources.items() if path is not None]
+    backend = remote.backend
+
+    async def put_async(fs: Any, item: tuple[str, Path]) -> None:
+        await fs._put_file(str(item[1]), backend.path(loose_key(item[0])))
+
+    outcomes = _run_many(
+        backend, jobs, pairs,
+        lambda item: backend.put_file(item[1], loose_key(item[0])),
+        put_async if isinstance(backend, FsspecBackend) and backend.atomic_put else None,
+    )
+    for (oid, path), outcome in zip(pairs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            result.failed[oid] = _describe(outcome)
+            continue
+        size = path.stat().st_size
+        result.transferred += 1
+        result.bytes += size
+        if progress:
+            progress(size)
+    return result
+
+
+def _push_packed(
+    cache: ObjectStore,
+    remote: ObjectStore,
+    oids: Iterable[str],
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    writer = remote.writer(auto_flush=False)  # flushed here, so uploads are retried
+    pending: list[tuple[str, int]] = []
+
+    def flush() -> None:
+        try:
+            _retry(writer.flush, "pack upload")
+        except (GartError, OSError) as exc:
+            for oid, _ in pending:
+                result.failed[oid] = _describe(exc)
+            writer.discard()
+        else:
+            for _oid, size in pending:
+                result.transferred += 1
+                result.bytes += size
+                if progress:
+                    progress(size)
+        pending.clear()
+
+    for oid, data in cache.read_packed(oids):
+        writer.add_bytes(oid, data)
+        pending.append((oid, len(data)))
+        if writer.pending_bytes >= remote.pack_target:
+            flush()
+    flush()
+
+
+def fetch(
+    remote: ObjectStore,
+    cache: ObjectStore,
+    oids: Collection[str],
+    jobs: int = 8,
+    progress: ProgressHook | None = None,
+) -> TransferResult:
+    """Download into the local cache the objects it lacks, verifying every byte."""
+    result = TransferResult()
+    cache_root = cache.local_root
+    assert cache_root is not None, "fetch targets the local cache"
+    need = cache.missing(set(oids))
+    result.present = len(set(oids)) - len(need)
+    if not need:
+        return result
+    remote.refresh()
+    remote_packed = remote.packed
+    in_packs = [oid for oid in need if oid in remote_packed]
+    loose = sorted(need - set(in_packs))
+    absent = remote.missing(loose) if loose else set()
+    for oid in absent:
+        result.failed[oid] = f"missing on the remote ({remote.describe()}/{loose_key(oid)})"
+    loose = [oid for oid in loose if oid not in absent]
+    if in_packs:
+        _fetch_packed(remote, cache, in_packs, jobs, result, progress)
+    if loose:
+        _fetch_loose(remote, cache, loose, jobs, result, progress)
+    return result
+
+
+def _fetch_packed(
+    remote: ObjectStore,
+    cache: ObjectStore,
+    oids: list[str],
+    jobs: int,
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    packed = remote.packed
+    sizes = remote.pack_sizes()
+    by_pack: dict[str, list[str]] = {}
+    for oid in oids:
+        by_pack.setdefault(packed[oid].pack_id, []).append(oid)
+    whole = [p for p, items in by_pack.items()
+             if sum(packed[o].length for o in items) >= WHOLE_PACK_SHARE * sizes[p]]
+    ranged = [oid for p, items in by_pack.items() if p not in whole for oid in items]
+    cache_root = cache.local_root
+    assert cache_root is not None
+    tmp_dir = cache_root / "packs"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    backend = remote.backend
+    downloads = [(pack_id, Path(temp_name(str(tmp_dir)))) for pack_id in whole]
+
+    async def get_async(fs: Any, item: tuple[str, Path]) -> None:
+        await fs._get_file(backend.path(f"packs/{item[0]}.pack"), str(item[1]))
+
+    outcomes = _run_many(
+        backend, jobs, downloads,
+        lambda item: backend.get_file(f"packs/{item[0]}.pack", item[1]),
+        get_async if isinstance(backend, FsspecBackend) else None,
+    )
+    for (pack_id, tmp), outcome in zip(downloads, outcomes, strict=True):
+        wanted = by_pack[pack_id]
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            cache.install_pack(pack_id, tmp, remote.index_bytes(pack_id))
+        except (GartError, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            for oid in wanted:
+                result.failed[oid] = f"{_describe(exc)} (pack {pack_id})"
+            continue
+        size = sum(packed[o].length for o in wanted)
+        result.transferred += len(wanted)
+        result.bytes += size
+        if progress:
+            progress(size)
+    if not ranged:
+        return
+
+    async def range_async(fs: Any, oid: str) -> bytes:
+        loc = packed[oid]
+        path = backend.path(f"packs/{loc.pack_id}.pack")
+        return bytes(await fs._cat_file(path, start=loc.offset, end=loc.offset + loc.length))
+
+    def range_sync(oid: str) -> bytes:
+        loc = packed[oid]
+        return backend.read_range(f"packs/{loc.pack_id}.pack", loc.offset, loc.offset + loc.length)
+
+    datas = _run_many(
+        backend, jobs, ranged, range_sync,
+        range_async if isinstance(backend, FsspecBackend) else None,
+    )
+    with cache.writer() as writer:
+        for oid, data in zip(ranged, datas, strict=True):
+            try:
+                if isinstance(data, BaseException):
+                    raise data
+                check_bytes(oid, data, f"{remote.describe()}: pack {packed[oid].pack_id}")
+            except (GartError, OSError) as exc:
+                result.failed[oid] = _describe(exc)
+                continue
+            writer.add_bytes(oid, data)
+            result.transferred += 1
+            result.bytes += len(data)
+            if progress:
+                progress(len(data))
+
+
+def _fetch_loose(
+    remote: ObjectStore,
+    cache: ObjectStore,
+    oids: list[str],
+    jobs: int,
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    cache_root = cache.local_root
+    assert cache_root is not None
+    tmp_dir = cache_root / "files" / "sha256"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    backend = remote.backend
+    items = [(oid, Path(temp_name(str(tmp_dir)))) for oid in oids]
+
+    async def get_async(fs: Any, item: tuple[str, Path]) -> None:
+        await fs._get_file(backend.path(loose_key(item[0])), str(item[1]))
+
+    outcomes = _run_many(
+        backend, jobs, items,
+        lambda item: backend.get_file(loose_key(item[0]), item[1]),
+        get_async if isinstance(backend, FsspecBackend) else None,
+    )
+    for (oid, tmp), outcome in zip(items, outcomes, strict=True):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            size = os.path.getsize(tmp)
+            cache.install_loose(oid, tmp)
+        except (GartError, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            result.failed[oid] = f"{_describe(exc)} ({remote.describe()}/{loose_key(oid)})"
+            continue
+        result.transferred += 1
+        result.bytes += size
+        if progress:
+            progress(size)
