@@ -420,6 +420,9 @@ class Session:
     def timed_argv(self, argv: list[str], cwd: Path | None = None, key: str = "") -> Measure:
         if self.broken:
             return Measure(error=f"skipped after {self.broken}")
+        # Flush dirty pages first (untimed): writeback of the data copy or of the previous
+        # step would otherwise land on whichever command runs next.
+        os.sync()
         p = run(argv, cwd or self.repo, self.ctx.env)
         if p.code not in OK_CODES.get(key, (0,)):
             self.broken = f"{key or argv[1]}: {self.ctx.record_failure(self.tool.name, p)}"
@@ -819,8 +822,9 @@ def render_markdown(rows: list[Row], ctx: Context, info: dict[str, str]) -> str:
         "Times are wall-clock medians of the repeats, including process start-up. Each tool gets",
         "a fresh git repo per repeat (`git init`, a commit, tool init) with the dataset copied in",
         "untimed just before, so 'cold' means no tool cache or hash state, with the OS page cache",
-        "warm for both. Pulls run in a fresh `git clone` of a bare origin and are checked byte",
-        "for byte against the dataset. Peak RSS is from wait4 (the largest process in the tree).",
+        "warm for both; `sync` runs (untimed) before every timed command. Pulls run in a fresh",
+        "`git clone` of a bare origin and are checked byte for byte against the dataset. Peak",
+        "RSS is from wait4 (the largest process in the tree). The S3 remote is moto in-process.",
     ]
     if ctx.s3_details:
         md += ["", "## S3 requests by method", ""] + [f"- {d}" for d in ctx.s3_details]

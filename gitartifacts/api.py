@@ -10,6 +10,7 @@ from typing import Any
 
 from gitartifacts import config as configmod
 from gitartifacts import manifest as manifestmod
+from gitartifacts.aliases import Registry, Resolved, Version, check_digest
 from gitartifacts.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -22,7 +23,13 @@ from gitartifacts.gitrepo import GitRepo, find_root
 from gitartifacts.hashing import StateCache
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore
-from gitartifacts.paths import parse_spec, validate_name, validate_type
+from gitartifacts.paths import (
+    VERSION_RE,
+    parse_spec,
+    validate_alias,
+    validate_name,
+    validate_type,
+)
 from gitartifacts.transfer import TransferResult
 from gitartifacts.workspace import (
     CheckoutPlan,
@@ -75,11 +82,14 @@ class ArtifactStatus:
 
 @dataclass
 class PushResult:
-    """What `gart push` sent, for which artifacts, to where."""
+    """What `gart push` sent, for which artifacts, to where, and what it published."""
 
     manifests: list[Manifest]
     transfer: TransferResult
     remote: str
+    versions: list[tuple[Version, bool]] = field(default_factory=list)  # (version, created)
+    unpublished: list[str] = field(default_factory=list)  # working tree differs from HEAD
+    tags_local_only: bool = False
 
 
 @dataclass
@@ -142,6 +152,7 @@ class Repo:
         self.root = find_root(Path(path) if path is not None else None)
         self.config = configmod.load_config(self.root)
         self._git: GitRepo | None = None
+        self._registry: Registry | None = None
         self._cache: ObjectStore | None = None
         self._state: StateCache | None = None
 
@@ -221,23 +232,24 @@ class Repo:
             ) from None
         return manifestmod.loads(text, what=self.manifest_relpath(name))
 
-    def manifest_at(self, name: str, rev: str) -> Manifest:
-        """The manifest of `name` as committed at a git revision."""
-        sha = self.git.resolve_rev(rev)
-        data = self.git.read_file(sha, self.manifest_relpath(name))
-        if data is None:
-            raise ArtifactNotFoundError(
-                f"artifact {name!r} does not exist at {rev}",
-                hint="check the revision with `git log -- " + self.manifest_relpath(name) + "`",
-            )
-        return manifestmod.loads(data, what=f"{rev}:{self.manifest_relpath(name)}")
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.git)
+        return self._registry
 
-    def resolve(self, spec: str) -> Manifest:
-        """`name` (working tree) or `name@<git revision>`; aliases are resolved by later layers."""
+    def resolve(self, spec: str, offline: bool = False) -> Manifest:
+        """`name` (working-tree manifest), `name@vN|latest|alias` (published), `name@<git rev>`.
+
+        Versions and aliases are fetched from origin first (unless `offline`), so a fresh or
+        shallow clone sees what others published and where aliases moved to."""
+        return self.resolve_ref(spec, offline)[0]
+
+    def resolve_ref(self, spec: str, offline: bool = False) -> tuple[Manifest, Resolved | None]:
         parsed = parse_spec(spec)
         if parsed.ref is None:
-            return self.load_manifest(parsed.name)
-        return self.manifest_at(parsed.name, parsed.ref)
+            return self.load_manifest(parsed.name), None
+        return _resolve_in(self.git, self.registry, parsed.name, parsed.ref, offline)
 
     def write_manifest(self, manifest: Manifest) -> Path:
         path = self.manifest_path(manifest.name)
@@ -493,12 +505,12 @@ class Repo:
             new_entries = {p: Entry(p, oid, size) for p, (oid, size) in current.items()}
             labels = (f"{name} (manifest)", f"{name} (working tree)")
         else:
-            old_entries = self.manifest_at(name, old).by_path()
+            old_entries = self.resolve(f"{name}@{old}").by_path()
             if new is None:
                 new_entries = self.load_manifest(name).by_path()
                 labels = (f"{name}@{old}", f"{name} (manifest)")
             else:
-                new_entries = self.manifest_at(name, new).by_path()
+                new_entries = self.resolve(f"{name}@{new}").by_path()
                 labels = (f"{name}@{old}", f"{name}@{new}")
         added = [new_entries[p] for p in sorted(set(new_entries) - set(old_entries))]
         removed = [old_entries[p] for p in sorted(set(old_entries) - set(new_entries))]
@@ -616,17 +628,79 @@ class Repo:
         remote: str | None = None,
         jobs: int | None = None,
         progress: ProgressHook | None = None,
+        publish: bool = True,
+        aliases: Sequence[str] = (),
+        force: bool = False,
     ) -> PushResult:
-        """Upload every object the named (default: all) artifacts need that the remote lacks."""
+        """Upload what the named (default: all) artifacts need, then publish versions.
+
+        Order matters (restic's rule): blobs are uploaded and confirmed first; only then are
+        version tags created for committed manifests, so a published version never points
+        at bytes the remote lacks."""
         from gitartifacts import transfer
 
-        manifests = [self.load_manifest(n) for n in (names or self.artifact_names())]
-        oids = {e.oid for m in manifests for e in m.entries}
+        for alias in aliases:
+            validate_alias(alias)
+        names = list(names or self.artifact_names())
+        working = [self.load_manifest(n) for n in names]
+        head = self.git.head_commit()
+        committed: dict[str, Manifest] = {}
+        if head is not None:
+            for name in names:
+                data = self.git.read_file(head, self.manifest_relpath(name))
+                if data is not None:
+                    committed[name] = manifestmod.loads(data, f"HEAD:{self.manifest_relpath(name)}")
+        every = working + [m for m in committed.values() if m not in working]
+        oids = {e.oid for m in every for e in m.entries}
         store = self.remote_store(remote)
         result = transfer.push(self.cache, store, oids, jobs or self.config.jobs, progress)
         if result.failed:
-            raise _transfer_error("push", result.failed, manifests, store.describe())
-        return PushResult(manifests, result, store.describe())
+            raise _transfer_error("push", result.failed, every, store.describe())
+        out = PushResult(working, result, store.describe())
+        if not publish:
+            return out
+        for manifest in working:
+            published = committed.get(manifest.name)
+            if published is None or published.digest != manifest.digest:
+                out.unpublished.append(manifest.name)
+                if published is None:
+                    continue
+            assert head is not None
+            version, created = self.registry.publish(manifest.name, published, head)
+            out.versions.append((version, created))
+            for alias in aliases:
+                self.set_alias(manifest.name, version.label, alias, force=force)
+        out.tags_local_only = self.registry.remote is None
+        return out
+
+    # -- versions and aliases -------------------------------------------------------------
+
+    def versions(self, name: str, offline: bool = False) -> list[Version]:
+        validate_name(name)
+        if not offline:
+            self.registry.sync(name)
+        return self.registry.versions(name)
+
+    def set_alias(self, name: str, ref: str, alias: str, force: bool = False) -> tuple[
+            Version, str | None]:
+        """Point `name@alias` at the version `ref` resolves to; returns (version, previous)."""
+        version = self._published(name, ref)
+        protected = alias in self.config.protected_aliases
+        previous = self.registry.set_alias(name, version, alias, protected, force)
+        return version, previous
+
+    def delete_alias(self, name: str, alias: str, force: bool = False) -> str:
+        protected = alias in self.config.protected_aliases
+        return self.registry.delete_alias(name, alias, protected, force)
+
+    def _published(self, name: str, ref: str) -> Version:
+        manifest, resolved = _resolve_in(self.git, self.registry, name, ref, offline=False)
+        if resolved is None or resolved.version is None:
+            raise ArtifactNotFoundError(
+                f"{name}@{ref} is not a published version",
+                hint=self.registry.known_refs_hint(name),
+            )
+        return resolved.version
 
     def fetch(
         self,
@@ -791,3 +865,43 @@ def _transfer_error(
         f"{action} failed for {len(paths)} file(s) ({first}): {listing}",
         hint=f"nothing partial was kept; re-run `gart {action}` to resume",
     )
+
+
+def _resolve_in(
+    git: GitRepo, registry: Registry, name: str, ref: str, offline: bool
+) -> tuple[Manifest, Resolved | None]:
+    """Resolve `ref` of artifact `name` in a git repository: version, alias, or revision."""
+    from gitartifacts.gitrepo import RevisionNotFoundError
+
+    relpath = f"{configmod.GART_DIR}/artifacts/{name}.yaml"
+    if not offline:
+        registry.sync(name)
+    resolved = registry.resolve(name, ref)
+    if resolved is None and (VERSION_RE.fullmatch(ref) or ref == "latest"):
+        raise ArtifactNotFoundError(
+            f"{name} has no version {ref}", hint=registry.known_refs_hint(name)
+        )
+    if resolved is None:
+        try:
+            commit = git.resolve_rev(ref)
+        except RevisionNotFoundError:
+            raise ArtifactNotFoundError(
+                f"{name}@{ref} is neither a version, an alias nor a git revision",
+                hint=registry.known_refs_hint(name),
+            ) from None
+        data = git.read_file(commit, relpath)
+        if data is None:
+            raise ArtifactNotFoundError(
+                f"artifact {name!r} does not exist at {ref}",
+                hint=f"check the revision with `git log -- {relpath}`",
+            )
+        return manifestmod.loads(data, what=f"{ref}:{relpath}"), None
+    data = git.read_file(resolved.commit, relpath)
+    if data is None:
+        raise ManifestError(
+            f"{name}@{ref} points at commit {resolved.commit[:12]}, which has no {relpath}",
+            hint="the tag was not made by gart; inspect it with `git show`",
+        )
+    manifest = manifestmod.loads(data, what=f"{name}@{ref}:{relpath}")
+    check_digest(resolved, manifest)
+    return manifest, resolved

@@ -457,29 +457,49 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(1, 256),
 @click.argument("names", nargs=-1)
 @remote_option
 @jobs_option
+@click.option("-a", "--alias", "aliases", multiple=True, help="Also set this alias (repeatable).")
+@click.option("--no-publish", is_flag=True, help="Upload blobs only; create no version tags.")
+@click.option("-f", "--force", is_flag=True, help="Allow moving protected aliases.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent as JSON.")
 @pass_state
 def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: int | None,
-         as_json: bool) -> None:
-    """Upload the objects your artifacts need that the remote lacks.
+         aliases: tuple[str, ...], no_publish: bool, force: bool, as_json: bool) -> None:
+    """Upload the objects your artifacts need, then publish committed manifests as versions.
 
-    Small files travel in packs (a handful of requests for thousands of files).
+    Blobs go first; only once the remote has them is `NAME@vN` tagged on the commit and
+    pushed to origin. Identical content keeps its existing version. Small files travel in
+    packs (a handful of requests for thousands of files).
 
     \b
     Examples:
-      gart push
-      gart push raw-images -r backup -j 16
+      git commit -m "raw images" && gart push
+      gart push raw-images --alias best
+      gart push -r backup -j 16 --no-publish
     """
     repo = open_repo()
     with state.bar(None, "push", unit="B", scale=True) as bar:
-        result = repo.push(list(names) or None, remote=remote_name, jobs=jobs, progress=bar)
+        result = repo.push(list(names) or None, remote=remote_name, jobs=jobs, progress=bar,
+                           publish=not no_publish, aliases=aliases, force=force)
     t = result.transfer
     if as_json:
         emit_json({"remote": result.remote, "artifacts": [m.name for m in result.manifests],
-                   "sent": t.transferred, "bytes": t.bytes, "already_present": t.present})
+                   "sent": t.transferred, "bytes": t.bytes, "already_present": t.present,
+                   "versions": [{"name": v.name, "version": v.label, "created": created,
+                                 "digest": v.digest, "aliases": v.aliases}
+                                for v, created in result.versions],
+                   "unpublished": result.unpublished,
+                   "tags_pushed": not result.tags_local_only})
         return
     state.say(f"Pushed {t.transferred} object(s), {human_size(t.bytes)} to {result.remote} "
               f"({t.present} already there)")
+    for version, created in result.versions:
+        what = "published" if created else "already published as"
+        state.say(f"{version.name}: {what} {version.label}"
+                  + (f" ({', '.join(aliases)})" if aliases else ""))
+    for name in result.unpublished:
+        state.say(f"{name}: manifest not committed; commit it and push again to publish")
+    if result.versions and result.tags_local_only:
+        state.say("No git remote 'origin': version tags were created locally only.")
 
 
 def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
@@ -553,6 +573,129 @@ def fetch(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: i
         return
     state.say(f"Fetched {rows[0]['downloaded']} object(s), {human_size(rows[0]['bytes'])} "
               f"({rows[0]['already_cached']} already cached)")
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    from gitartifacts.paths import parse_spec
+
+    parsed = parse_spec(spec)
+    return parsed.name, parsed.ref
+
+
+@cli.command()
+@click.argument("spec")
+@click.argument("alias", required=False)
+@click.option("--delete", "delete", is_flag=True, help="Remove the alias: gart alias --delete "
+              "NAME ALIAS.")
+@click.option("-f", "--force", is_flag=True, help="Move or delete a protected alias.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def alias(state: State, spec: str, alias: str | None, delete: bool, force: bool,
+          as_json: bool) -> None:
+    """Point an alias (a moving git tag NAME@ALIAS) at a published version.
+
+    The move is a compare-and-swap locally and on origin: if someone else moved it
+    first, nothing is overwritten and the command exits 1 naming the winner.
+
+    \b
+    Examples:
+      gart alias raw-images@v1 production
+      gart alias raw-images@latest staging
+      gart alias --delete raw-images production
+    """
+    repo = open_repo()
+    if alias is None:
+        raise errors.UsageError("missing ALIAS", hint="e.g. gart alias raw-images@v1 production")
+    if delete:
+        name, ref = split_spec(spec)
+        if ref is not None:
+            raise errors.UsageError("--delete takes NAME ALIAS",
+                                    hint=f"gart alias --delete {name} {alias}")
+        was = repo.delete_alias(name, alias, force=force)
+        if as_json:
+            emit_json({"name": name, "alias": alias, "deleted": True, "was": was})
+        else:
+            state.say(f"Deleted {name}@{alias} (was {was})")
+        return
+    name, ref = split_spec(spec)
+    version, previous = repo.set_alias(name, ref or "latest", alias, force=force)
+    if as_json:
+        emit_json({"name": name, "alias": alias, "version": version.label,
+                   "previous": previous, "digest": version.digest})
+        return
+    moved = f" (was {previous})" if previous and previous != version.label else ""
+    state.say(f"{name}@{alias} -> {version.label}{moved}")
+
+
+def version_row(v: Any) -> dict[str, Any]:
+    import time as _time
+
+    return {"version": v.label, "aliases": v.aliases, "digest": v.digest, "size": v.size,
+            "files": v.count, "date": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(v.time)),
+            "author": v.author, "commit": v.commit, "tag": v.tag}
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--offline", is_flag=True, help="Do not fetch tags from origin first.")
+@click.option("--json", "as_json", is_flag=True, help="Print versions as JSON.")
+@pass_state
+def versions(state: State, name: str, offline: bool, as_json: bool) -> None:
+    """List an artifact's published versions, newest first, with their aliases.
+
+    \b
+    Examples:
+      gart versions raw-images
+      gart versions raw-images --json
+    """
+    rows = [version_row(v) for v in reversed(open_repo().versions(name, offline=offline))]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        state.say(f"{name} has no published versions yet (commit the manifest, then gart push)")
+        return
+    for r in rows:
+        aliases = f"({', '.join(r['aliases'])})" if r["aliases"] else ""
+        click.echo(f"{r['version']:<6} {aliases:<24} {r['digest'][7:19]}  "
+                   f"{human_size(r['size']):>10}  {r['files']:>7} files  {r['date']}  "
+                   f"{r['author']}  {r['commit'][:10]}")
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def show(spec: str, as_json: bool) -> None:
+    """Summarise an artifact version: manifest fields, aliases, who published it.
+
+    \b
+    Examples:
+      gart show raw-images@production
+      gart show raw-images --json
+    """
+    repo = open_repo()
+    manifest, resolved = repo.resolve_ref(spec)
+    data: dict[str, Any] = {
+        "name": manifest.name, "type": manifest.type, "description": manifest.description,
+        "metadata": manifest.metadata, "path": manifest.path, "digest": manifest.digest,
+        "size": manifest.size, "files": manifest.count,
+    }
+    if resolved is not None and resolved.version is not None:
+        data.update(version_row(resolved.version))
+    else:
+        data["version"] = None
+    if as_json:
+        emit_json(data)
+        return
+    for key in ("name", "version", "aliases", "type", "description", "path", "digest", "size",
+                "files", "metadata", "author", "date", "commit"):
+        if key in data and data[key] not in (None, "", {}, []):
+            value = data[key]
+            if key == "size":
+                value = f"{human_size(value)} ({value} bytes)"
+            elif isinstance(value, list):
+                value = ", ".join(value)
+            click.echo(f"{key + ':':<13}{value}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -84,7 +84,7 @@ def read_raw(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     version = data.get("gart", 1)
-    if version != 1:
+    if version != 1 or isinstance(version, bool):  # `gart: true` == 1 in Python
         raise ConfigError(
             f"{path}: format gart: {version!r} is not supported by this gart",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",

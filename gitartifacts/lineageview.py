@@ -110,7 +110,8 @@ def to_dot(graph: LineageGraph) -> str:
             )
         lines.append(f"  {_dot_str(node.id)} [{attrs}];")
     for e in graph.edges:
-        attrs = f" [label={_dot_str(e.requested)}]" if e.requested else ""
+        label = _edge_label(graph, e.source, e.requested)
+        attrs = f" [label={_dot_str('@' + label)}]" if label else ""
         lines.append(f"  {_dot_str(e.source)} -> {_dot_str(e.target)}{attrs};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -147,7 +148,8 @@ def to_mermaid(graph: LineageGraph) -> str:
             label = f"{node.run.name} [{node.run.job_type}] {_status_text(node)}"
             lines.append(f"  {short[node.id]}[{_mermaid_str(label)}]")
     for e in graph.edges:
-        arrow = f"-->|{_mermaid_str(e.requested)}|" if e.requested else "-->"
+        label = _edge_label(graph, e.source, e.requested)
+        arrow = f"-->|{_mermaid_str('@' + label)}|" if label else "-->"
         lines.append(f"  {short[e.source]} {arrow} {short[e.target]}")
     lines.append(f"  classDef artifact fill:{_ARTIFACT_FILL},stroke:{_ARTIFACT_LINE}")
     for status, (fill, line) in _STATUS_COLOURS.items():
@@ -172,6 +174,17 @@ def _status_text(node: RunNode) -> str:
     if run.status == "failed":
         return "failed" + (f" (exit {run.exit_code})" if run.exit_code is not None else "")
     return run.status
+
+
+def _asked_by_alias(requested: str | None, node: Node) -> bool:
+    """Whether an edge's requested name adds anything beyond the version and aliases shown."""
+    if not requested or not isinstance(node, ArtifactNode):
+        return False
+    return requested != node.version and requested not in node.aliases
+
+
+def _edge_label(graph: LineageGraph, source: str, requested: str | None) -> str | None:
+    return requested if _asked_by_alias(requested, graph.node(source)) else None
 
 
 def _run_text(node: RunNode) -> str:
@@ -235,7 +248,7 @@ def _children(graph: LineageGraph, node_id: str, direction: str) -> list[_Child]
                 assert isinstance(pred, ArtifactNode)
                 edge = graph.edge(pid, node_id)
                 via = ""
-                if edge is not None and edge.requested and edge.requested != pred.version:
+                if edge is not None and _asked_by_alias(edge.requested, pred):
                     via = f"  via @{edge.requested}"
                 out.append(("consumed " + _artifact_text(pred) + via, pid, "up"))
         if node_id in graph.truncated_upstream:
@@ -280,7 +293,7 @@ def _tree_lines(
 # ---------------------------------------------------------------------------------------------
 # layout for the HTML page
 
-NODE_W, NODE_H = 216, 54
+NODE_W, NODE_H = 236, 54
 COL_GAP, ROW_GAP = 96, 22
 PAD = 40
 
@@ -414,8 +427,8 @@ def _svg(graph: LineageGraph, coords: dict[str, tuple[float, float]]) -> tuple[s
         if isinstance(node, RunNode):
             run = node.run
             classes.append(f"status-{run.status}")
-            title = _fit(run.name, 27)
-            sub = _fit(f"{run.job_type} · {_status_text(node)}", 34)
+            title = _fit(run.name, 25)
+            sub = _fit(f"{run.job_type} · {_status_text(node)}", 29)
             tip = f"run {run.name} [{run.job_type}] {_status_text(node)}\n{run.id}"
             shape = (
                 f'<rect class="shape" width="{NODE_W}" height="{NODE_H}" rx="7"/>'
@@ -424,13 +437,14 @@ def _svg(graph: LineageGraph, coords: dict[str, tuple[float, float]]) -> tuple[s
             text_x = 18
         else:
             assert isinstance(node, ArtifactNode)
-            title = _fit(node.label, 27)
+            # Unpublished versions have no short name: the digest goes on the second line.
+            title = _fit(node.label if node.version else node.name, 24)
             sub_parts = [short_digest(node.digest, 8)]
             if node.aliases:
                 sub_parts.append(", ".join(node.aliases))
             elif not node.version:
                 sub_parts.append("unpublished")
-            sub = _fit(" · ".join(sub_parts), 34)
+            sub = _fit(" · ".join(sub_parts), 28)
             tip = f"{node.label}\n{node.digest}"
             r = NODE_H / 2
             shape = f'<rect class="shape" width="{NODE_W}" height="{NODE_H}" rx="{r}"/>'
@@ -470,6 +484,8 @@ def to_html(graph: LineageGraph, title: str = "gart lineage") -> str:
         "CSS": _CSS,
         "W": f"{width:.0f}",
         "H": f"{height:.0f}",
+        "NW": str(NODE_W),
+        "NH": str(NODE_H),
         "SVG": svg_body,
         "DATA": _script_json(data),
         "JS": script,
@@ -502,7 +518,8 @@ _PAGE = """<!DOCTYPE html>
 </header>
 <main>
   <svg id="gart-graph" xmlns="http://www.w3.org/2000/svg" role="img"
-       aria-label="lineage graph" data-width="@@W@@" data-height="@@H@@">
+       aria-label="lineage graph" data-width="@@W@@" data-height="@@H@@"
+       data-node-w="@@NW@@" data-node-h="@@NH@@">
     <defs>
       <marker id="gart-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7"
               markerHeight="7" orient="auto-start-reverse">
@@ -669,6 +686,7 @@ _JS = r"""
   });
   var edgeEls = Array.prototype.slice.call(document.querySelectorAll("[data-edge]"));
   var emptyPanel = panel.innerHTML;
+  var NODE_W = +svg.getAttribute("data-node-w"), NODE_H = +svg.getAttribute("data-node-h");
   var selected = null;
 
   function h(tag, cls, text) {
@@ -712,10 +730,10 @@ _JS = r"""
       var li = h("li");
       li.appendChild(link(e[end]));
       var bits = [];
+      var n = nodes.get(e[end]);
+      if (other && n && n.run) bits.push("[" + n.run.job_type + "] " + n.run.started);
       if (e.requested) bits.push("as @" + e.requested);
       if (e.path) bits.push(e.path);
-      var n = nodes.get(e[end]);
-      if (other && n && n.run) bits.push(n.run.job_type + ", " + n.run.started);
       if (bits.length) li.appendChild(h("span", "note", "  " + bits.join(" · ")));
       ul.appendChild(li);
     });
@@ -817,6 +835,26 @@ _JS = r"""
     view.x = (w - gw * view.k) / 2; view.y = (hgt - gh * view.k) / 2;
     apply();
   }
+  function initialView() {
+    // Fit when the text stays readable; otherwise keep a readable scale and start at the root.
+    fit();
+    if (view.k >= 0.55) return;
+    view.k = 0.55;
+    var root = data.root && nodeEls.get(data.root);
+    if (root) { view.x = 0; view.y = 0; centerOn(data.root, true); return; }
+    var hgt = svg.clientHeight || 600, gh = +svg.getAttribute("data-height");
+    view.x = 0; view.y = Math.max(0, (hgt - gh * view.k) / 2); apply();
+  }
+  function trimLabels() {
+    // Fonts differ per platform: shorten any label that still overflows its box.
+    document.querySelectorAll(".node text").forEach(function (t) {
+      var max = NODE_W - (+t.getAttribute("x")) - 12, s = t.textContent;
+      if (!t.getComputedTextLength || t.getComputedTextLength() <= max) return;
+      while (s.length > 1 && t.getComputedTextLength() > max) {
+        s = s.slice(0, -1); t.textContent = s + "…";
+      }
+    });
+  }
   function zoomAt(factor, cx, cy) {
     var k = Math.max(0.05, Math.min(4, view.k * factor));
     view.x = cx - (cx - view.x) * (k / view.k);
@@ -824,13 +862,13 @@ _JS = r"""
     view.k = k;
     apply();
   }
-  function centerOn(id) {
+  function centerOn(id, always) {
     var el = nodeEls.get(id);
     var m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(el.getAttribute("transform"));
     var w = svg.clientWidth, hgt = svg.clientHeight;
-    var bx = +m[1] + 108, by = +m[2] + 27;
+    var bx = +m[1] + NODE_W / 2, by = +m[2] + NODE_H / 2;
     var sx = view.x + bx * view.k, sy = view.y + by * view.k;
-    if (sx < 40 || sy < 40 || sx > w - 40 || sy > hgt - 40) {
+    if (always || sx < 40 || sy < 40 || sx > w - 40 || sy > hgt - 40) {
       view.x = w / 2 - bx * view.k; view.y = hgt / 2 - by * view.k; apply();
     }
   }
@@ -894,7 +932,8 @@ _JS = r"""
     if (ev.key === "/") { ev.preventDefault(); search.focus(); }
   });
   window.addEventListener("resize", fit);
-  fit();
+  trimLabels();
+  initialView();
   var start = decodeURIComponent(location.hash.slice(1));
   if (nodes.has(start)) select(start, true);
 })();

@@ -24,6 +24,9 @@ FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_ENTRIES = 10_000_000
 MAX_METADATA_BYTES = 1 << 20
+MAX_METADATA_DEPTH = 16  # the YAML reader refuses nesting deeper than 32 levels
+GART_DIR = ".gart"  # gart's own directory: no artifact may write into it
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 MAX_FILE_SIZE = 1 << 50
 OID_RE = re.compile(r"[0-9a-f]{64}")
 DIGEST_PREFIX = "sha256:"
@@ -105,7 +108,7 @@ def loads(text: str | bytes, what: str = "manifest") -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{what}: expected a mapping")
     version = data.get("gart")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):  # `gart: true` == 1 in Python
         raise ManifestError(
             f"{what}: manifest format gart: {version!r} is not supported (this gart reads 1)",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",
@@ -174,6 +177,10 @@ def validate(manifest: Manifest, entries: bool = True) -> None:
     if manifest.include != (".",):
         check_entry_paths(list(manifest.include), "include")
     _check_metadata(manifest.metadata)
+    if manifest.path == ".":  # at the repository root: nothing may land inside .gart/
+        _check_outside_gart([*manifest.include, *(e.path for e in manifest.entries)])
+    elif manifest.path.partition("/")[0].lower() == GART_DIR:
+        raise ManifestError(f"artifact path {manifest.path!r} points inside {GART_DIR}")
     if not entries:
         return
     for entry in manifest.entries:
@@ -182,23 +189,35 @@ def validate(manifest: Manifest, entries: bool = True) -> None:
     check_entry_paths([e.path for e in manifest.entries], "files")
 
 
+def _check_outside_gart(paths: list[str]) -> None:
+    for path in paths:
+        if path.partition("/")[0].lower() == GART_DIR:
+            raise ManifestError(f"path {path!r} points inside {GART_DIR}")
+
+
 def _check_metadata(metadata: dict[str, Any]) -> None:
     if len(_flow(metadata)) > MAX_METADATA_BYTES:
         raise ManifestError(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
 
-    def walk(value: Any) -> None:
+    def walk(value: Any, depth: int) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            raise ManifestError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise ManifestError(f"metadata key {key!r} must be a string")
-                walk(item)
+                walk(key, depth + 1)
+                walk(item, depth + 1)
         elif isinstance(value, list):
             for item in value:
-                walk(item)
-        elif value is not None and not isinstance(value, (str, int, float, bool)):
+                walk(item, depth + 1)
+        elif isinstance(value, str):
+            if _SURROGATE_RE.search(value):
+                raise ManifestError(f"metadata string {value!r} is not valid Unicode")
+        elif value is not None and not isinstance(value, (int, float, bool)):
             raise ManifestError(f"metadata value {value!r} is not a string, number or bool")
 
-    walk(metadata)
+    walk(metadata, 1)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
@@ -209,14 +228,12 @@ def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
 
 
 _PLAIN_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
-_YAML_SPECIAL = re.compile(
-    r"(?i)(y|n|yes|no|true|false|on|off|null|~|[-+]?[0-9][0-9_.:eE+-]*|\.inf|[-+]\.inf|\.nan)"
-)
 
 
 def _scalar(value: str) -> str:
     """A string as YAML: plain when unambiguous, else JSON-style double quotes (valid YAML)."""
-    if _PLAIN_RE.fullmatch(value) and not _YAML_SPECIAL.fullmatch(value):
+    # The YAML resolver itself decides: regexes of our own miss forms like 0x1F or 0b101.
+    if _PLAIN_RE.fullmatch(value) and safeyaml.reads_as_string(value):
         return value
     quoted = json.dumps(value, ensure_ascii=False)
     # json leaves C1 controls and U+2028/9 raw; YAML readers would fold or refuse them.

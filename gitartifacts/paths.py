@@ -13,8 +13,9 @@ ALIAS_RE = re.compile(_SEGMENT)
 TYPE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 VERSION_RE = re.compile(r"v(0|[1-9][0-9]*)")
 MAX_NAME_LENGTH = 200
-# C0, DEL, C1 and the Unicode line/paragraph separators: never in a path, YAML would mangle them.
-CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+# C0, DEL, C1, the Unicode line/paragraph separators, BOM, lone surrogates and U+FFFE/U+FFFF:
+# never in a path; YAML would mangle or refuse them (YAML allows no raw U+FFFE/U+FFFF at all).
+CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 MAX_PATH_LENGTH = 4096
 NAME_HINT = "names use a-z, 0-9, '.', '_', '-' (optionally 'team/name'), e.g. raw-images"
 

@@ -20,6 +20,7 @@ _CORE_TAGS = frozenset(
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_NODES = 1_000_000
 DEFAULT_MAX_DEPTH = 32
+_RESOLVER = yaml.resolver.Resolver()
 
 
 def load(
@@ -40,10 +41,9 @@ def load(
             raise ManifestError(f"{what}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     loader = _BaseLoader(text)
     try:
-        node = loader.get_single_node()
+        node = _compose(loader, what, max_nodes, max_depth)
         if node is None:
             return None
-        _check(node, what, max_nodes, max_depth)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -54,36 +54,87 @@ def load(
         loader.dispose()
 
 
-def _check(root: yaml.Node, what: str, max_nodes: int, max_depth: int) -> None:
-    """Refuse what a hostile file could use against us: aliases, custom tags, dup keys, bombs."""
-    seen: set[int] = set()
-    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if id(node) in seen:
+def _compose(loader: Any, what: str, max_nodes: int, max_depth: int) -> yaml.Node | None:
+    """Build the node tree from parser events, refusing what a hostile file could use against
+    us: anchors, aliases, custom tags, merge and duplicate keys, node counts and depth.
+
+    PyYAML's own composer recurses (in C for the C loader: deep nesting overflows the stack
+    and kills the process), so the tree is built here with an explicit stack and the depth
+    is refused before any recursion can happen.
+    """
+    loader.get_event()  # StreamStart
+    if loader.check_event(yaml.StreamEndEvent):
+        return None
+    loader.get_event()  # DocumentStart
+    root: yaml.Node | None = None
+    stack: list[tuple[yaml.Node, list[yaml.Node]]] = []
+    count = 0
+    while True:
+        event = loader.get_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise ManifestError(f"{what}: YAML anchors and aliases are not allowed")
-        seen.add(id(node))
-        if len(seen) > max_nodes:
+        if isinstance(event, yaml.DocumentEndEvent):
+            break
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            node, children = stack.pop()
+            node.end_mark = event.end_mark
+            if isinstance(node, yaml.MappingNode):
+                node.value = list(zip(children[::2], children[1::2], strict=True))
+                _check_keys(loader, node, what)
+            else:
+                node.value = children
+            continue
+        count += 1
+        if count > max_nodes:
             raise ManifestError(f"{what}: more than {max_nodes} YAML nodes")
-        if depth > max_depth:
+        if len(stack) > max_depth:
             raise ManifestError(f"{what}: nested deeper than {max_depth} levels")
-        if node.tag not in _CORE_TAGS:
-            raise ManifestError(f"{what}: YAML tag {node.tag!r} is not allowed")
-        if isinstance(node, yaml.MappingNode):
-            keys: set[Any] = set()
-            for key, value in node.value:
-                if not isinstance(key, yaml.ScalarNode):
-                    raise ManifestError(f"{what}: mapping keys must be plain scalars")
-                if key.tag == "tag:yaml.org,2002:merge" or key.value == "<<":
-                    raise ManifestError(f"{what}: YAML merge keys are not allowed")
-                if key.value in keys:
-                    line = key.start_mark.line + 1
-                    raise ManifestError(f"{what}: duplicate key {key.value!r} (line {line})")
-                keys.add(key.value)
-                stack.append((key, depth + 1))
-                stack.append((value, depth + 1))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((child, depth + 1) for child in node.value)
+        if isinstance(event, yaml.ScalarEvent):
+            kind: type = yaml.ScalarNode
+            value: Any = event.value
+        else:
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            kind = yaml.MappingNode if mapping else yaml.SequenceNode
+            value = None
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(kind, value, event.implicit)
+        if tag == "tag:yaml.org,2002:merge":
+            raise ManifestError(f"{what}: YAML merge keys are not allowed")
+        if tag not in _CORE_TAGS:
+            raise ManifestError(f"{what}: YAML tag {tag!r} is not allowed")
+        if value is not None:
+            node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+        else:
+            node = kind(tag, [], event.start_mark, None, event.flow_style)
+        if stack:
+            stack[-1][1].append(node)
+        else:
+            root = node
+        if value is None:
+            stack.append((node, []))
+    if not loader.check_event(yaml.StreamEndEvent):
+        raise ManifestError(f"{what}: expected one YAML document, found several")
+    return root
+
+
+def _check_keys(loader: Any, node: yaml.MappingNode, what: str) -> None:
+    """Keys must be plain scalars, each distinct as a value: `true` and `yes`, or `1` and
+    `0x1`, are the same key and would silently overwrite each other."""
+    keys: set[Any] = set()
+    for key, _value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise ManifestError(f"{what}: mapping keys must be plain scalars")
+        constructed = loader.construct_object(key)
+        if constructed in keys:
+            line = key.start_mark.line + 1
+            raise ManifestError(f"{what}: duplicate key {key.value!r} (line {line})")
+        keys.add(constructed)
+
+
+def reads_as_string(value: str) -> bool:
+    """Whether `value`, written as a plain (unquoted) scalar, would be read back as a string."""
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == "tag:yaml.org,2002:str"
 
 
 def dump(data: Any) -> str:
