@@ -10,10 +10,10 @@ from typing import Any
 
 from gitartifacts import config as configmod
 from gitartifacts import manifest as manifestmod
+from gitartifacts import workspace
 from gitartifacts.aliases import Registry, Resolved, Version, check_digest
 from gitartifacts.errors import (
     ArtifactNotFoundError,
-    ConflictError,
     GartError,
     InvalidPathError,
     ManifestError,
@@ -38,8 +38,6 @@ from gitartifacts.workspace import (
     WorkFile,
     compare,
     compute_digests,
-    execute_checkout,
-    plan_checkout,
     read_ignore_file,
     scan,
 )
@@ -330,8 +328,9 @@ class Repo:
         self._check_not_tracked(rels)
         self._check_overlap(name, root_rel, include)
         root = self.root / root_rel
-        manifest_excludes = list(excludes)
-        files = scan(root, include, self.ignore_rules(manifest_excludes),
+        if not excludes and previous is not None and previous.path == root_rel:
+            excludes = previous.exclude  # a re-add keeps the artifact's exclusions
+        files = scan(root, include, self.ignore_rules(excludes),
                      allowed_link_roots=[self.config.cache_path])
         result = compute_digests(
             files, self.state, _state_prefix(root), store=self.cache, progress=progress,
@@ -345,6 +344,7 @@ class Repo:
             metadata=metadata if metadata is not None else (previous.metadata if previous else {}),
             path=root_rel,
             include=tuple(include),
+            exclude=tuple(excludes),
             entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
         )
         new_text = manifestmod.dumps(new)
@@ -444,7 +444,7 @@ class Repo:
     ) -> dict[str, tuple[str, int]]:
         """Digests of the files currently under the artifact's location."""
         root = root or self.root / manifest.path
-        files = scan(root, manifest.include, self.ignore_rules(()),
+        files = scan(root, manifest.include, self.ignore_rules(manifest.exclude),
                      allowed_link_roots=[self.config.cache_path])
         return compute_digests(files, self.state, _state_prefix(root), progress=progress,
                                jobs=self.config.jobs).digests
@@ -476,25 +476,11 @@ class Repo:
             manifest = replace(manifest, include=_subset_include(manifest))
         if to is None and os.path.lexists(root):
             self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
-        current = self.workspace_digests(manifest, root) if root.exists() else {}
-        cache = self.cache
-
-        def recoverable(oids: set[str]) -> set[str]:
-            return oids - cache.missing(oids)
-
-        plan = plan_checkout(manifest, current, recoverable, force)
-        if dry_run:
-            return plan
-        if plan.conflicts:
-            raise ConflictError(
-                f"{len(plan.conflicts)} changed file(s) would be lost: "
-                + ", ".join(plan.conflicts[:5]) + (" …" if len(plan.conflicts) > 5 else ""),
-                hint=f"`gart add` them first, or re-run `gart checkout {manifest.name} --force`",
-            )
-        root.mkdir(parents=True, exist_ok=True)
-        placer = execute_checkout(plan, root, cache, self.config.link_types, progress)
-        self.state.record(placer.written)
-        return plan
+        return workspace.checkout(
+            manifest, root, self.cache, self.state, self.config.link_types,
+            self.ignore_rules(manifest.exclude), force=force, progress=progress,
+            dry_run=dry_run, allowed_link_roots=[self.config.cache_path],
+        )
 
     def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:
         """Compare two committed versions, or a committed one with the working tree."""
@@ -905,3 +891,115 @@ def _resolve_in(
     manifest = manifestmod.loads(data, what=f"{name}@{ref}:{relpath}")
     check_digest(resolved, manifest)
     return manifest, resolved
+
+
+class ForeignRepo:
+    """Another repository's artifacts, read without cloning it (the W&B `entity/project` case).
+
+    Only the tags asked about are fetched, at depth 1, into a bare repository kept under the
+    user cache; its committed `.gart/config.yaml` says where the blobs live.
+    """
+
+    def __init__(self, url: str) -> None:
+        import hashlib
+
+        from gitartifacts.gitrepo import fetch_ref_shallow, init_bare
+
+        self.url = url
+        key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+        self.home = configmod.user_cache_dir()
+        self.git_dir = self.home / "repos" / key
+        self._fetch_ref = fetch_ref_shallow
+        self.git = init_bare(self.git_dir)
+        self.registry = Registry(self.git, remote=None)
+
+    def fetch_tags(self, name: str) -> None:
+        self.git.fetch_tags(f"{validate_name(name)}@*", remote=self.url, depth=1)
+
+    def versions(self, name: str) -> list[Version]:
+        self.fetch_tags(name)
+        return self.registry.versions(name)
+
+    def resolve(self, spec: str) -> tuple[Manifest, str]:
+        """(manifest, commit) for `name@ref`; a bare `name` means its latest version."""
+        parsed = parse_spec(spec)
+        ref = parsed.ref or "latest"
+        self.fetch_tags(parsed.name)
+        if self.registry.resolve(parsed.name, ref) is None and not (
+            VERSION_RE.fullmatch(ref) or ref == "latest"
+        ):
+            from gitartifacts.gitrepo import RevisionNotFoundError
+
+            try:
+                self._fetch_ref(self.url, ref, self.git_dir)  # a branch or full commit sha
+            except RevisionNotFoundError:
+                raise ArtifactNotFoundError(
+                    f"{parsed.name}@{ref} is neither a version, an alias nor a branch of "
+                    f"{self.url}",
+                    hint=self.registry.known_refs_hint(parsed.name),
+                ) from None
+        manifest, resolved = _resolve_in(self.git, self.registry, parsed.name, ref, offline=True)
+        commit = resolved.commit if resolved is not None else self.git.resolve_rev(ref)
+        return manifest, commit
+
+    def remote_store(self, commit: str, remote: str | None = None) -> ObjectStore:
+        from gitartifacts.remote import local_path_of, open_store
+
+        data = self.git.read_file(commit, f"{configmod.GART_DIR}/{configmod.CONFIG_FILE}")
+        raw = {} if data is None else _foreign_config(data, self.url)
+        config = configmod.parse_config(self.home, raw, source=f"{self.url}:.gart/config.yaml")
+        chosen = remote or config.default_remote or next(iter(config.remotes), None)
+        if chosen is None or chosen not in config.remotes:
+            raise UsageError(
+                f"{self.url} defines no remote {chosen or ''}".rstrip(),
+                hint="ask its owners to `gart remote add NAME URL --default` and commit it",
+            )
+        remote_config = config.remotes[chosen]
+        local_base = local_path_of(self.url, Path.cwd())
+        if local_path_of(remote_config.url, Path("/")) is not None and not os.path.isabs(
+            os.path.expanduser(remote_config.url.removeprefix("file://"))
+        ) and local_base is None:
+            raise UsageError(
+                f"remote {chosen!r} of {self.url} is a relative path, usable only on its machine",
+                hint="give it an absolute path or a URL in that repository's config",
+            )
+        return open_store(remote_config, local_base or Path.cwd(), self.home / "remote-indexes")
+
+    def pull(
+        self,
+        spec: str,
+        to: str | os.PathLike[str] | None = None,
+        remote: str | None = None,
+        jobs: int = configmod.DEFAULT_JOBS,
+        path_prefix: str | None = None,
+        force: bool = False,
+        progress: ProgressHook | None = None,
+        cache: ObjectStore | None = None,
+    ) -> tuple[Manifest, TransferResult, CheckoutPlan]:
+        """Download and verify an artifact version of this repository into `to`."""
+        from gitartifacts import transfer
+
+        manifest, commit = self.resolve(spec)
+        manifest = _only_prefix(manifest, path_prefix)
+        store = self.remote_store(commit, remote)
+        cache = cache or ObjectStore.local(self.home / "objects")
+        oids = {e.oid for e in manifest.entries}
+        result = transfer.fetch(store, cache, oids, jobs, progress)
+        if result.failed:
+            raise _transfer_error("pull", result.failed, [manifest], store.describe())
+        root = Path(to) if to is not None else Path.cwd() / manifest.path
+        if path_prefix:
+            manifest = replace(manifest, include=_subset_include(manifest))
+        plan = workspace.checkout(
+            manifest, root, cache, StateCache(self.home / "state.db"),
+            configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,
+            progress=progress,
+        )
+        return manifest, result, plan
+
+
+def _foreign_config(data: bytes, url: str) -> dict[str, Any]:
+    from gitartifacts import safeyaml
+
+    raw = safeyaml.load(data, what=f"{url}:.gart/config.yaml", max_bytes=1 << 20)
+    return raw if isinstance(raw, dict) else {}

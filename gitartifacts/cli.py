@@ -530,25 +530,55 @@ def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jo
 @click.option("--to", type=click.Path(file_okay=False), help="Check out into DIR instead.")
 @click.option("--path-prefix", help="Only files under this path inside the artifact.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite files changed in the working tree.")
+@click.option("--repo", "repo_url", metavar="GIT_URL",
+              help="Read the artifact from another git repository, without cloning it.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_state
 def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
-         to: str | None, path_prefix: str | None, force: bool, as_json: bool) -> None:
+         to: str | None, path_prefix: str | None, force: bool, repo_url: str | None,
+         as_json: bool) -> None:
     """Download an artifact's objects (verified) and check its files out.
+
+    NAME is the manifest in the working tree; NAME@vN, NAME@latest, NAME@ALIAS (or
+    NAME:ALIAS) are published versions, fetched from origin in fresh or shallow clones;
+    NAME@REV is the manifest at a git branch or commit.
 
     \b
     Examples:
       gart pull raw-images
       gart pull raw-images@production
       gart pull raw-images --to /tmp/x --path-prefix cats/
+      gart pull raw-images@production --repo git@github.com:team/data.git --to data/
     """
-    rows = _pull_like(state, specs, remote_name, jobs, True, to, path_prefix, force)
+    if repo_url is not None:
+        rows = [_pull_foreign(state, repo_url, spec, remote_name, jobs, to, path_prefix, force)
+                for spec in specs]
+    else:
+        rows = _pull_like(state, specs, remote_name, jobs, True, to, path_prefix, force)
     if as_json:
         emit_json(rows)
         return
     for row in rows:
         state.say(f"{row['name']}: downloaded {row['downloaded']} object(s), "
                   f"{human_size(row['bytes'])}; {row['written']} file(s) written")
+
+
+def _pull_foreign(state: State, url: str, spec: str, remote_name: str | None, jobs: int | None,
+                  to: str | None, prefix: str | None, force: bool) -> dict[str, Any]:
+    from gitartifacts.api import ForeignRepo
+
+    cache = None
+    try:
+        cache = open_repo().cache  # inside a gart repository: share its cache
+    except errors.NotARepositoryError:
+        pass
+    with state.bar(None, "pull", unit="B", scale=True) as bar:
+        manifest, t, plan = ForeignRepo(url).pull(
+            spec, to=to, remote=remote_name, jobs=jobs or 8, path_prefix=prefix, force=force,
+            progress=bar, cache=cache)
+    return {"name": manifest.name, "digest": manifest.digest, "downloaded": t.transferred,
+            "bytes": t.bytes, "written": len(plan.write), "deleted": len(plan.delete),
+            "unchanged": plan.unchanged}
 
 
 @cli.command()
@@ -638,17 +668,27 @@ def version_row(v: Any) -> dict[str, Any]:
 @cli.command()
 @click.argument("name")
 @click.option("--offline", is_flag=True, help="Do not fetch tags from origin first.")
+@click.option("--repo", "repo_url", metavar="GIT_URL",
+              help="List another git repository's versions, without cloning it.")
 @click.option("--json", "as_json", is_flag=True, help="Print versions as JSON.")
 @pass_state
-def versions(state: State, name: str, offline: bool, as_json: bool) -> None:
+def versions(state: State, name: str, offline: bool, repo_url: str | None,
+             as_json: bool) -> None:
     """List an artifact's published versions, newest first, with their aliases.
 
     \b
     Examples:
       gart versions raw-images
       gart versions raw-images --json
+      gart versions raw-images --repo https://github.com/team/data.git
     """
-    rows = [version_row(v) for v in reversed(open_repo().versions(name, offline=offline))]
+    if repo_url is not None:
+        from gitartifacts.api import ForeignRepo
+
+        found = ForeignRepo(repo_url).versions(name)
+    else:
+        found = open_repo().versions(name, offline=offline)
+    rows = [version_row(v) for v in reversed(found)]
     if as_json:
         emit_json(rows)
         return

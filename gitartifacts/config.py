@@ -191,7 +191,9 @@ def env_value(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def update_config(root: Path, mutate: Callable[[dict[str, Any]], None], local: bool = False) -> None:
+def update_config(
+    root: Path, mutate: Callable[[dict[str, Any]], None], local: bool = False
+) -> None:
     """Read one config file, let `mutate` change the mapping, write it back atomically."""
     shared, local_path = config_paths(root)
     path = local_path if local else shared
@@ -204,3 +206,11 @@ def read_layer(root: Path, local: bool) -> dict[str, Any]:
     """The raw mapping of the committed (or local) config file alone."""
     shared, local_path = config_paths(root)
     return read_raw(local_path if local else shared)
+
+
+def user_cache_dir() -> Path:
+    """Where gart keeps objects and fetched repositories when used outside a repository."""
+    base = os.environ.get("GART_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitartifacts"
+    )
+    return Path(base)

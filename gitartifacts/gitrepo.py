@@ -38,6 +38,7 @@ __all__ = [
     "TagInfo",
     "fetch_ref_shallow",
     "find_root",
+    "init_bare",
     "list_remote_tags",
 ]
 
@@ -600,13 +601,20 @@ class GitRepo:
         ]
 
 
-def fetch_ref_shallow(url: str, tag_or_rev: str, dest: Path) -> GitRepo:
-    """Fetch one tag, branch or full sha of another repository (depth 1) into a bare cache
-    repository at `dest`, without cloning it; the returned GitRepo reads files at that rev."""
+def init_bare(dest: Path) -> GitRepo:
+    """A bare repository at `dest` (created when absent), e.g. to fetch another repo's tags."""
     dest = Path(dest)
     if not (dest / "HEAD").exists():
         dest.mkdir(parents=True, exist_ok=True)
         _git_checked(dest, ["init", "--bare", "--quiet"], f"creating {dest}", "check the path")
+    return GitRepo(dest)
+
+
+def fetch_ref_shallow(url: str, tag_or_rev: str, dest: Path) -> GitRepo:
+    """Fetch one tag, branch or full sha of another repository (depth 1) into a bare cache
+    repository at `dest`, without cloning it; the returned GitRepo reads files at that rev."""
+    dest = Path(dest)
+    init_bare(dest)
     if _FULL_SHA.fullmatch(tag_or_rev):
         specs = [f"{tag_or_rev}:refs/gart/fetched/{tag_or_rev}"]
     elif tag_or_rev.startswith("refs/"):

@@ -31,7 +31,7 @@ MAX_FILE_SIZE = 1 << 50
 OID_RE = re.compile(r"[0-9a-f]{64}")
 DIGEST_PREFIX = "sha256:"
 _KEYS = (
-    "gart", "name", "type", "description", "metadata", "path", "include",
+    "gart", "name", "type", "description", "metadata", "path", "include", "exclude",
     "digest", "size", "count", "files",
 )
 _ENTRY_RE = re.compile(r"([0-9a-f]{64}) (0|[1-9][0-9]{0,15}) ([^\n]+)")
@@ -56,11 +56,13 @@ class Manifest:
     metadata: dict[str, Any] = field(default_factory=dict)
     path: str = "."
     include: tuple[str, ...] = (".",)
+    exclude: tuple[str, ...] = ()
     entries: tuple[Entry, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entries", tuple(sorted(self.entries)))
         object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
 
     @cached_property
     def files_block(self) -> str:
@@ -95,6 +97,7 @@ def dumps(manifest: Manifest) -> str:
         f"metadata: {_flow(manifest.metadata)}\n"
         f"path: {_scalar(manifest.path)}\n"
         f"include: {_flow(list(manifest.include))}\n"
+        f"exclude: {_flow(list(manifest.exclude))}\n"
         f"digest: {manifest.digest}\n"
         f"size: {manifest.size}\n"
         f"count: {manifest.count}\n"
@@ -130,6 +133,7 @@ def loads(text: str | bytes, what: str = "manifest") -> Manifest:
             metadata=_expect(data, "metadata", dict, what),
             path=_expect(data, "path", str, what),
             include=tuple(_expect(data, "include", list, what)),
+            exclude=tuple(_expect(data, "exclude", list, what)),
             entries=_parse_files(files, what),
         )
         if files:  # the block as read is the canonical block: reuse it instead of rebuilding
@@ -176,6 +180,9 @@ def validate(manifest: Manifest, entries: bool = True) -> None:
         raise ManifestError("include must list at least one path")
     if manifest.include != (".",):
         check_entry_paths(list(manifest.include), "include")
+    for pattern in manifest.exclude:
+        if not isinstance(pattern, str) or not pattern or CONTROL_CHARS_RE.search(pattern):
+            raise ManifestError(f"exclude pattern {pattern!r} is empty or not a plain string")
     _check_metadata(manifest.metadata)
     if manifest.path == ".":  # at the repository root: nothing may land inside .gart/
         _check_outside_gart([*manifest.include, *(e.path for e in manifest.entries)])

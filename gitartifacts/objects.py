@@ -406,7 +406,13 @@ class ObjectStore:
         for oid in rest:
             by_prefix.setdefault(oid[:2], set()).add(oid[2:])
         absent: set[str] = set()
+        # One listing says which prefix directories exist at all; only those are listed
+        # (2,000 oids span all 256 prefixes: without this a fresh S3 remote costs 512 GETs).
+        prefixes = set(self.backend.list("files/sha256"))
         for prefix, tails in by_prefix.items():
+            if prefix not in prefixes:
+                absent.update(prefix + tail for tail in tails)
+                continue
             present = set(self.backend.list(f"files/sha256/{prefix}"))
             absent.update(prefix + tail for tail in tails - present)
         return absent

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitartifacts.errors import InvalidPathError, ObjectNotFoundError
+from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundError
 from gitartifacts.hashing import FileStat, StateCache, hash_file
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore, ObjectWriter, check_bytes, temp_name
@@ -446,3 +446,40 @@ def _prune_empty_dirs(directory: Path, stop: Path) -> None:
         except OSError:
             return
         directory = directory.parent
+
+
+def checkout(
+    manifest: Manifest,
+    root: Path,
+    store: ObjectStore,
+    state: StateCache,
+    link_types: Sequence[str],
+    ignore: IgnoreRules,
+    force: bool = False,
+    progress: ProgressHook | None = None,
+    dry_run: bool = False,
+    allowed_link_roots: Sequence[Path] = (),
+) -> CheckoutPlan:
+    """Make `root` match the manifest from the store; refuses to lose unrecoverable edits."""
+    current: dict[str, tuple[str, int]] = {}
+    if root.exists():
+        files = scan(root, manifest.include, ignore, allowed_link_roots)
+        current = compute_digests(files, state, os.path.join(os.path.abspath(root), "")).digests
+
+    def recoverable(oids: set[str]) -> set[str]:
+        return oids - store.missing(oids)
+
+    plan = plan_checkout(manifest, current, recoverable, force)
+    if dry_run:
+        return plan
+    if plan.conflicts:
+        raise ConflictError(
+            f"{len(plan.conflicts)} changed file(s) would be lost: "
+            + ", ".join(plan.conflicts[:5]) + (" …" if len(plan.conflicts) > 5 else ""),
+            hint=f"`gart add` them first, or re-run with --force to discard them "
+            f"(gart checkout {manifest.name} --force)",
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    placer = execute_checkout(plan, root, store, link_types, progress)
+    state.record(placer.written)
+    return plan

@@ -1,5 +1,140 @@
 """Shared pytest fixtures for the gitartifacts test suite."""
 
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+# ---------------------------------------------------------------------------------------
+# Core — isolated git identity, a temp git repo with `gart init` done, the real `gart`
+# command as a subprocess, a seeded random data-set builder and a tree snapshot for
+# "nothing was written" checks. Fixtures: git_env, repo, gart, make_dataset, snapshot.
+# ---------------------------------------------------------------------------------------
+
+
+class GartResult(NamedTuple):
+    """What one run of the `gart` command did."""
+
+    rc: int
+    out: str
+    err: str
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd`, fail the test on a non-zero exit, return stdout."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def init_git_repo(root: Path) -> Path:
+    """`git init` with a repo-local identity (the global git config is never touched)."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test User")
+    git(root, "config", "user.email", "test@example.com")
+    return root
+
+
+@pytest.fixture
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's git config and gart settings out; give every commit a known author."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for kind in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{kind}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{kind}_EMAIL", "test@example.com")
+    for name in list(os.environ):
+        if name.startswith("GART_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, git_env: None) -> Path:
+    """A fresh git repository (branch main) with gart initialised; returns its root."""
+    from gitartifacts.api import Repo
+
+    root = init_git_repo(tmp_path / "repo")
+    Repo.init(root)
+    return root
+
+
+@pytest.fixture
+def gart(repo: Path) -> Callable[..., GartResult]:
+    """Run the real `gart` command (python -m gitartifacts) in `cwd` (default: the repo)."""
+
+    def run(*args: str | os.PathLike[str], cwd: Path | None = None) -> GartResult:
+        done = subprocess.run(
+            [sys.executable, "-m", "gitartifacts", *map(str, args)],
+            cwd=cwd or repo, capture_output=True, text=True, timeout=120, check=False,
+        )
+        return GartResult(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def build_dataset(
+    root: Path, files: int = 10, seed: int = 0, min_size: int = 1, max_size: int = 4096,
+    dirs: int = 3,
+) -> dict[str, bytes]:
+    """Write `files` random files (fixed seed) in `dirs` sub-folders; returns rel -> bytes."""
+    rng = random.Random(seed)
+    written: dict[str, bytes] = {}
+    for i in range(files):
+        rel = f"d{i % dirs}/f{i:04d}.bin" if dirs else f"f{i:04d}.bin"
+        data = rng.randbytes(rng.randint(min_size, max_size))
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written[rel] = data
+    return written
+
+
+@pytest.fixture
+def make_dataset() -> Callable[..., dict[str, bytes]]:
+    """The seeded data-set builder: make_dataset(root, files=10, seed=0, ...)."""
+    return build_dataset
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file under root (relative '/' paths) with its bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()
+    }
+
+
+def tree_snapshot(root: Path) -> tuple[str, dict[str, tuple[int, int, int]]]:
+    """`git status --porcelain --ignored` plus (size, mtime, mode) of every file outside .git."""
+    status = git(root, "status", "--porcelain", "--ignored", "--untracked-files=all")
+    files: dict[str, tuple[int, int, int]] = {}
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (directory == str(root) and d == ".git")]
+        for name in dirnames:  # a directory counts by its existence, not its mtime
+            files[os.path.relpath(os.path.join(directory, name), root) + "/"] = (0, 0, 0)
+        for name in filenames:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            files[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return status, files
+
+
+@pytest.fixture
+def snapshot() -> Callable[[Path], tuple[str, dict[str, tuple[int, int, int]]]]:
+    """snapshot(root): compare before/after to prove a command wrote nothing."""
+    return tree_snapshot
+
+
 # ---------------------------------------------------------------------------------------
 # S3 (moto) — a real S3 endpoint on 127.0.0.1 for the remote tests (tests/s3_server.py).
 # Fixtures: s3_server (session: one moto server behind a request counter) and s3 (per test:
