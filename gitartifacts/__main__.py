@@ -1,4 +1,4 @@
-"""`python -m gitartifacts`: the same as the `gart` command."""
+"""`python -m gitartifacts` runs the `gart` command."""
 
 from gitartifacts.cli import main
 

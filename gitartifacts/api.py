@@ -21,6 +21,7 @@ from gitartifacts.errors import (
 )
 from gitartifacts.gitrepo import GitRepo, find_root
 from gitartifacts.hashing import StateCache
+from gitartifacts.lineage import RunRecord, load_runs
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import (
@@ -654,10 +655,35 @@ class Repo:
             assert head is not None
             version, created = self.registry.publish(manifest.name, published, head)
             out.versions.append((version, created))
-            for alias in aliases:
+            wanted = list(aliases)
+            if created:  # aliases asked for by the run that logged this content
+                wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
+                           if a not in wanted]
+            for alias in wanted:
                 self.set_alias(manifest.name, version.label, alias, force=force)
+            if wanted:
+                version.aliases = sorted(set(version.aliases) | set(wanted))
         out.tags_local_only = self.registry.remote is None
         return out
+
+    # -- runs -----------------------------------------------------------------------------
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.config.gart_dir / "runs"
+
+    def load_runs(self) -> tuple[list[RunRecord], list[tuple[str, str]]]:
+        """All run records, newest first, plus (file, problem) for every corrupt one."""
+        return load_runs(self.runs_dir, self.config.tmp_path / "runs-index.json")
+
+    def requested_aliases(self, name: str, digest: str) -> list[str]:
+        """Aliases that runs asked for when logging this exact artifact version."""
+        wanted: list[str] = []
+        for run in self.load_runs()[0]:
+            for ref in run.outputs:
+                if ref.name == name and ref.digest == digest and ref.requested:
+                    wanted.extend(a for a in ref.requested.split(",") if a and a not in wanted)
+        return wanted
 
     # -- versions and aliases -------------------------------------------------------------
 

@@ -394,7 +394,7 @@ def _script_json(data: Any) -> str:
     # Inside <script>, "</script>" or "<!--" in the data would end or confuse the element;
     # escaping every <, > and & as \\u00XX keeps the JSON identical after JSON.parse.
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text
 
 
 def _svg(graph: LineageGraph, coords: dict[str, tuple[float, float]]) -> tuple[str, float, float]:
@@ -478,7 +478,7 @@ def to_html(graph: LineageGraph, title: str = "gart lineage") -> str:
         f"script-src 'sha256-{script_hash}'"
     )
     values = {
-        "CSP": _esc(csp),
+        "CSP": html.escape(csp, quote=False),  # our own text, inside a double-quoted attribute
         "TITLE": _esc(title),
         "STATS": _esc(stats),
         "CSS": _CSS,
@@ -775,7 +775,10 @@ _JS = r"""
       row(dl, "Version", n.version || "unpublished", "version");
       row(dl, "Digest", h("code", null, n.digest), "digest");
       var al = h("span");
-      n.aliases.forEach(function (a) { al.appendChild(h("span", "pill", a)); });
+      n.aliases.forEach(function (a, i) {
+        if (i) al.appendChild(document.createTextNode(" "));
+        al.appendChild(h("span", "pill", a));
+      });
       row(dl, "Aliases", n.aliases.length ? al : null, "aliases");
       row(dl, "Produced by", refList(incoming.get(n.id), "source", true), "produced_by");
       row(dl, "Consumed by", refList(outgoing.get(n.id), "target", true), "consumed_by");

@@ -91,8 +91,8 @@ def dumps(manifest: Manifest) -> str:
     files = "|\n" + "".join("  " + line + "\n" for line in block.splitlines()) if block else '""\n'
     return (
         f"gart: {FORMAT_VERSION}\n"
-        f"name: {manifest.name}\n"
-        f"type: {manifest.type}\n"
+        f"name: {_scalar(manifest.name)}\n"  # quoted when YAML would read it as non-string:
+        f"type: {_scalar(manifest.type)}\n"  # a name such as `yes`, `null` or `0`
         f"description: {_scalar(manifest.description)}\n"
         f"metadata: {_flow(manifest.metadata)}\n"
         f"path: {_scalar(manifest.path)}\n"
@@ -203,9 +203,6 @@ def _check_outside_gart(paths: list[str]) -> None:
 
 
 def _check_metadata(metadata: dict[str, Any]) -> None:
-    if len(_flow(metadata)) > MAX_METADATA_BYTES:
-        raise ManifestError(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
-
     def walk(value: Any, depth: int) -> None:
         if depth > MAX_METADATA_DEPTH:
             raise ManifestError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
@@ -224,7 +221,9 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
         elif value is not None and not isinstance(value, (int, float, bool)):
             raise ManifestError(f"metadata value {value!r} is not a string, number or bool")
 
-    walk(metadata, 1)
+    walk(metadata, 1)  # types first: _flow below can only render what walk accepts
+    if len(_flow(metadata)) > MAX_METADATA_BYTES:
+        raise ManifestError(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
 
 
 def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:

@@ -99,7 +99,9 @@ def check_relative_path(path: str, what: str = "path") -> str:
     return path
 
 
-_BAD_SEGMENT_RE = re.compile(r"(?:^|/)(?:\.\.?|(?i:\.git))(?:/|$)|//|^/|/$|\\")
+_BAD_SEGMENT_RE = re.compile(r"(?:^|/)(?:\.\.?|(?i:\.git))(?:/|$)|//|^/|/$|\\|^.:")
+# A Windows drive ('C:x', 'C:/x') at the start of any path of the joined block.
+_DRIVE_RE = re.compile(r"^.:", re.MULTILINE)
 # Substrings of "\n" + paths joined by "\n" + "\n" that betray a non-canonical or unsafe path.
 _BAD_MARKERS = tuple(
     f"{left}{segment}{right}"
@@ -118,11 +120,14 @@ def check_entry_paths(paths: list[str], what: str) -> None:
     if not paths:
         return
     block = "\n".join(paths)
-    if CONTROL_CHARS_RE.search(block.replace("\n", "")) or "" in paths:
+    # A newline inside a path would hide among the separators: count them instead.
+    if (CONTROL_CHARS_RE.search(block.replace("\n", "")) or "" in paths
+            or block.count("\n") != len(paths) - 1):
         bad = next(p for p in paths if not p or CONTROL_CHARS_RE.search(p))
         raise InvalidPathError(f"{what}: path {bad!r} is empty or contains control characters")
     framed = f"\n{block.lower()}\n"
-    if any(marker in framed for marker in _BAD_MARKERS) or max(map(len, paths)) > MAX_PATH_LENGTH:
+    if (any(marker in framed for marker in _BAD_MARKERS) or _DRIVE_RE.search(block)
+            or max(map(len, paths)) > MAX_PATH_LENGTH):
         bad = next(
             p for p in paths if _BAD_SEGMENT_RE.search(p) or len(p) > MAX_PATH_LENGTH
         )

@@ -39,7 +39,8 @@ class FaultyFileSystem(AbstractFileSystem):
 
         target_protocol  "file" (default) or "memory": where the bytes really live
         fault_method     which method misbehaves: cat_file, pipe_file, put_file or get_file
-        fault_call       the first call (1-based, counted per method) that misbehaves
+        fault_path       only calls on paths containing this text count (default: all)
+        fault_call       the first counted call (1-based, per method) that misbehaves
         fault_count      how many calls in a row misbehave from there (0: every later call)
         fault_mode       "error" (raise ConnectionError), "truncate" (half the bytes, no error),
                          "partial" (half the bytes land, then an error), "corrupt" (one byte
@@ -59,6 +60,7 @@ class FaultyFileSystem(AbstractFileSystem):
         self,
         target_protocol: str = "file",
         fault_method: str | None = None,
+        fault_path: str = "",
         fault_call: int = 1,
         fault_count: int = 1,
         fault_mode: str = "error",
@@ -73,12 +75,14 @@ class FaultyFileSystem(AbstractFileSystem):
             raise ValueError(f"fault_mode must be one of {FAULT_MODES}")
         self.inner = fsspec.filesystem(target_protocol, skip_instance_cache=True)
         self.fault_method = fault_method
+        self.fault_path = str(fault_path)
         self.fault_call = int(fault_call)
         self.fault_count = int(fault_count)
         self.fault_mode = fault_mode
         self.stall_marker = stall_marker
         self.stall_seconds = float(stall_seconds)
         self.calls: Counter[str] = Counter()
+        self.matched = 0  # calls of fault_method on a fault_path so far
         self.faults: list[tuple[str, str]] = []  # (method, path) of every call that misbehaved
         self._lock = threading.Lock()
         FaultyFileSystem.instances.append(self)
@@ -96,8 +100,11 @@ class FaultyFileSystem(AbstractFileSystem):
         """The fault mode for this call of `method`, or None when it behaves."""
         with self._lock:
             self.calls[method] += 1
-            n = self.calls[method]
-            if method != self.fault_method or n < self.fault_call:
+            if method != self.fault_method or self.fault_path not in path:
+                return None
+            self.matched += 1
+            n = self.matched
+            if n < self.fault_call:
                 return None
             if self.fault_count and n >= self.fault_call + self.fault_count:
                 return None

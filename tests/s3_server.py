@@ -19,11 +19,29 @@ REGION = "us-east-1"
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request moto served: method, path and query string."""
+    """One HTTP request moto served: method, path, query string and Range header."""
 
     method: str
     path: str
     query: str
+    range: str = ""
+
+
+@dataclass
+class HttpFault:
+    """Answer matching requests with an S3 error instead of passing them to moto."""
+
+    method: str
+    path_contains: str
+    status: int = 403
+    code: str = "AccessDenied"
+    remaining: int | None = None  # None: every matching request fails
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if method != self.method or self.path_contains not in path:
+            return False
+        return self.remaining is None or self.remaining > 0
 
 
 @dataclass
@@ -32,16 +50,36 @@ class CountingApp:
 
     app: Callable[..., Iterable[bytes]]
     log: list[Request] = field(default_factory=list)
+    faults: list[HttpFault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
-        if not path.startswith("/moto-api"):
-            with self.lock:
-                self.log.append(
-                    Request(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""))
-                )
-        return self.app(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+        with self.lock:
+            self.log.append(
+                Request(method, path, environ.get("QUERY_STRING", ""),
+                        environ.get("HTTP_RANGE", ""))
+            )
+            fault = next((f for f in self.faults if f.matches(method, path)), None)
+            if fault is not None:
+                fault.hits += 1
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+        if fault is None:
+            return self.app(environ, start_response)
+        environ["wsgi.input"].read()  # drain the body so the connection stays usable
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{fault.code}</Code><Message>injected fault</Message></Error>"
+        ).encode()
+        start_response(
+            f"{fault.status} Injected",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     def take(self) -> list[Request]:
         """The requests since the last take(), and start a new log."""
@@ -71,6 +109,7 @@ class S3Server:
     def reset(self) -> None:
         """Forget every bucket and object (moto's reset API), and the request log."""
         self._post("/moto-api/reset")
+        self.clear_faults()
         self.app.take()
 
     def client(self) -> Any:
@@ -91,6 +130,16 @@ class S3Server:
 
     def take(self) -> list[Request]:
         return self.app.take()
+
+    def fail(self, fault: HttpFault) -> HttpFault:
+        """Inject an HTTP fault until clear_faults() (or its `remaining` runs out)."""
+        with self.app.lock:
+            self.app.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.app.lock:
+            self.app.faults.clear()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -128,7 +128,7 @@ def test_parse_spec_refuses(text: str) -> None:
 # ---- entry paths ------------------------------------------------------------------------
 
 
-GOOD_PATHS = ["a", "a/b.txt", "with space/ü ñ.bin", "日本/データ.csv", ".hidden", "a/.gitkeep",
+GOOD_PATHS = ["b", "a/b.txt", "with space/ü ñ.bin", "日本/データ.csv", ".hidden", "a/.gitkeep",
               "..a", "a..", "x/...", "emoji 😀", "#hash", "- dash", "trailing "]
 
 
