@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitartifacts import config as configmod
 from gitartifacts import manifest as manifestmod
@@ -31,7 +31,6 @@ from gitartifacts.paths import (
     validate_name,
     validate_type,
 )
-from gitartifacts.transfer import TransferResult
 from gitartifacts.workspace import (
     CheckoutPlan,
     Comparison,
@@ -42,6 +41,9 @@ from gitartifacts.workspace import (
     read_ignore_file,
     scan,
 )
+
+if TYPE_CHECKING:  # transfer pulls in asyncio: imported only by commands that move bytes
+    from gitartifacts.transfer import TransferResult
 
 ProgressHook = Callable[[int], None]
 GART_GITIGNORE = "/cache/\n/tmp/\n/config.local.yaml\n"

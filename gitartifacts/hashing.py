@@ -6,8 +6,8 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 CHUNK = 1 << 20
 
@@ -33,9 +33,10 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """What the state cache keys on: a file counts as unchanged while all three match."""
+class FileStat(NamedTuple):
+    """What the state cache keys on: a file counts as unchanged while all three match.
+
+    A NamedTuple, not a dataclass: status builds one per file and tuples are far cheaper."""
 
     inode: int
     mtime_ns: int
@@ -43,7 +44,7 @@ class FileStat:
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileStat:
-        return cls(st.st_ino, st.st_mtime_ns, st.st_size)
+        return tuple.__new__(cls, (st.st_ino, st.st_mtime_ns, st.st_size))
 
 
 class StateCache:
@@ -87,7 +88,8 @@ class StateCache:
             ).fetchall()
         except sqlite3.Error:
             return {}
-        return {row[0]: (FileStat(row[1], row[2], row[3]), row[4]) for row in rows}
+        new = tuple.__new__
+        return {row[0]: (new(FileStat, row[1:4]), row[4]) for row in rows}
 
     def record(self, rows: Iterable[tuple[str, FileStat, str]]) -> None:
         """Remember that each path, with that stat, has that digest."""

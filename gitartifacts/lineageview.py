@@ -394,7 +394,7 @@ def _script_json(data: Any) -> str:
     # Inside <script>, "</script>" or "<!--" in the data would end or confuse the element;
     # escaping every <, > and & as \\u00XX keeps the JSON identical after JSON.parse.
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _svg(graph: LineageGraph, coords: dict[str, tuple[float, float]]) -> tuple[str, float, float]:
@@ -897,7 +897,7 @@ _JS = r"""
     zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
   }, { passive: false });
   nodeEls.forEach(function (el, id) {
-    el.addEventListener("click", function () { select(id, false); });
+    
     el.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(id, false); }
     });

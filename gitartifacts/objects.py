@@ -19,9 +19,8 @@ import stat
 import struct
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
 from gitartifacts.hashing import hash_file
@@ -48,8 +47,7 @@ def temp_name(directory: str) -> str:
     return f"{directory}/{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
 
 
-@dataclass(frozen=True)
-class PackLocation:
+class PackLocation(NamedTuple):
     """Where a packed object sits: which pack, at what offset, how long."""
 
     pack_id: str

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundError
 from gitartifacts.hashing import FileStat, StateCache, hash_file
@@ -24,8 +25,7 @@ FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 ProgressHook = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class WorkFile:
+class WorkFile(NamedTuple):
     """A regular file found in the working tree under an artifact's root."""
 
     path: str  # relative to the artifact root, '/'-separated

@@ -125,6 +125,14 @@ def test_nan_metadata_round_trips() -> None:
     assert math.isnan(mm.loads(mm.dumps(sample(metadata={"v": math.nan}))).metadata["v"])
 
 
+@pytest.mark.parametrize("name", ["yes", "no", "on", "null", "y", "0", "007", "1.5", "0x1f",
+                                  "1_000", "true"])
+def test_names_and_types_yaml_would_misread_round_trip(name: str) -> None:
+    m = sample(name=name, type=name)
+    back = mm.loads(mm.dumps(m))
+    assert back.name == name and back.type == name
+
+
 # ---- digest -----------------------------------------------------------------------------
 
 
