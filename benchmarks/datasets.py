@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -130,12 +131,14 @@ def compare(expected: dict[str, str], root: Path) -> str | None:
 RUN_BASE = datetime(2026, 11, 27, 22, 15, tzinfo=timezone.utc)
 
 
-def run_record(i: int) -> tuple[str, str]:
+def run_record(i: int, digests: Mapping[tuple[str, int], str] | None = None) -> tuple[str, str]:
     """Return (run id, YAML text) of the i-th synthetic run record.
 
     Runs form chains prepare(raw -> features) -> train(features -> model) ->
     evaluate(model -> metrics), so run 3*k+1 produced model@v<k> and lineage of
-    model@v2 has one producer upstream and one consumer downstream.
+    model@v2 has one producer upstream and one consumer downstream. `digests` gives
+    real digests for (name, version) pairs that exist as published versions; all
+    others get a stand-in derived from name and version.
     """
     stage, v = i % 3, i // 3
     job, (iname, iver), (oname, over) = (
@@ -148,6 +151,8 @@ def run_record(i: int) -> tuple[str, str]:
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{i % 10000:04d}"
 
     def digest(name: str, ver: int) -> str:
+        if digests and (name, ver) in digests:
+            return digests[(name, ver)]
         return "sha256:" + hashlib.sha256(f"{name}@v{ver}".encode()).hexdigest()
 
     text = (
@@ -158,25 +163,30 @@ def run_record(i: int) -> tuple[str, str]:
         "status: finished\n"
         f"command: [python, {job}.py]\n"
         # Quoted: an unquoted all-digit sha would load as an int under YAML 1.1.
-        "git: {commit: '0000000000000000000000000000000000000000', dirty: false}\n"
+        "git_commit: '0000000000000000000000000000000000000000'\n"
+        "git_dirty: false\n"
         "user: bench\n"
         "host: bench\n"
         f"started: '{started:%Y-%m-%dT%H:%M:%SZ}'\n"
         f"ended: '{ended:%Y-%m-%dT%H:%M:%SZ}'\n"
         "exit_code: 0\n"
         "inputs:\n"
-        f"- {{name: {iname}, version: v{iver}, digest: '{digest(iname, iver)}'}}\n"
+        f"- {{name: {iname}, version: v{iver}, requested: v{iver}, "
+        f"digest: '{digest(iname, iver)}', path: {iname}}}\n"
         "outputs:\n"
-        f"- {{name: {oname}, version: v{over}, digest: '{digest(oname, over)}'}}\n"
+        f"- {{name: {oname}, version: v{over}, requested: null, "
+        f"digest: '{digest(oname, over)}', path: {oname}}}\n"
     )
     return run_id, text
 
 
-def write_runs(runs_dir: Path, count: int) -> None:
+def write_runs(
+    runs_dir: Path, count: int, digests: Mapping[tuple[str, int], str] | None = None
+) -> None:
     """Write `count` run records as <id>.yaml files into runs_dir."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        run_id, text = run_record(i)
+        run_id, text = run_record(i, digests)
         (runs_dir / f"{run_id}.yaml").write_text(text)
 
 

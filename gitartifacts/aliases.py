@@ -207,6 +207,11 @@ class Registry:
                 if on_retry:
                     on_retry()
                 continue
+            except GartError:
+                # Origin unreachable or refusing: a tag only we have is not a published
+                # version, and would make the next push think it already was.
+                self._restore(tag, new_sha, None)
+                raise
             return self._version_of(name, number), True
         raise TagRaceError(
             f"could not publish {name}: {PUBLISH_ATTEMPTS} attempts lost to concurrent publishers",
@@ -248,6 +253,9 @@ class Registry:
                 self._restore(tag, new_sha, current)
                 self.sync(name)
                 raise self._lost(name, alias) from None
+            except GartError:
+                self._restore(tag, new_sha, current)  # the next sync resets a moved alias
+                raise
         return old_label
 
     def delete_alias(self, name: str, alias: str, protected: bool = False,
@@ -282,7 +290,7 @@ class Registry:
         if previous is None:  # a later sync cannot delete a tag origin lacks: do it here
             try:
                 self.git.delete_tag(tag, ours)
-            except GitError:
+            except (GitError, TagRaceError):  # gone or changed meanwhile: not ours to drop
                 pass
         # Otherwise the following sync force-updates the tag to origin's value.
 

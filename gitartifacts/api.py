@@ -385,8 +385,9 @@ class Repo:
         changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
         if changed:
             self.write_manifest(new)
+            ignored = self._gitignore_data([path])
             if self.config.autostage:
-                self.git.stage([self.manifest_relpath(artifact.name)])
+                self.git.stage([self.manifest_relpath(artifact.name), *ignored])
         return AddResult(new, changed, result.hashed, result.stored,
                          self.manifest_path(artifact.name))
 
@@ -470,13 +471,13 @@ class Repo:
         to: str | os.PathLike[str] | None = None,
         progress: ProgressHook | None = None,
         dry_run: bool = False,
-        partial: bool = False,
+        partial: str | None = None,
     ) -> CheckoutPlan:
         """Make the working tree (or `to`) match a manifest, from the cache."""
         manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
         root = Path(to) if to is not None else self.root / manifest.path
-        if partial:  # a subset of the artifact: leave the files outside it alone
-            manifest = replace(manifest, include=_subset_include(manifest))
+        if partial:  # only this path inside the artifact: leave everything else alone
+            manifest = replace(manifest, include=(partial.strip("/"),))
         if to is None and os.path.lexists(root):
             self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
         return workspace.checkout(
@@ -732,6 +733,8 @@ class Repo:
             for s in specs
         ]
         oids = {e.oid for m in manifests for e in m.entries}
+        if not self.cache.missing(oids):  # all cached: no remote needed, none contacted
+            return manifests, transfer.TransferResult(present=len(oids))
         store = self.remote_store(remote)
         result = transfer.fetch(store, self.cache, oids, jobs or self.config.jobs, progress)
         if result.failed:
@@ -754,7 +757,7 @@ class Repo:
         out = []
         for spec in specs:
             (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
-            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix is not None)
+            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix)
             out.append((manifest, result, plan))
         return out
 
@@ -849,12 +852,6 @@ def _only_prefix(manifest: Manifest, prefix: str | None) -> Manifest:
             hint=f"list them with `gart ls {manifest.name}`",
         )
     return replace(manifest, entries=entries)
-
-
-def _subset_include(manifest: Manifest) -> tuple[str, ...]:
-    """The smallest set of top-level paths covering a (prefix-filtered) manifest's entries."""
-    tops = sorted({e.path.split("/", 1)[0] for e in manifest.entries})
-    return tuple(tops) or manifest.include
 
 
 def _transfer_error(
@@ -1017,7 +1014,7 @@ class ForeignRepo:
             raise _transfer_error("pull", result.failed, [manifest], store.describe())
         root = Path(to) if to is not None else Path.cwd() / manifest.path
         if path_prefix:
-            manifest = replace(manifest, include=_subset_include(manifest))
+            manifest = replace(manifest, include=(path_prefix.strip("/"),))
         plan = workspace.checkout(
             manifest, root, cache, StateCache(self.home / "state.db"),
             configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,

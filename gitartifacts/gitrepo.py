@@ -418,6 +418,11 @@ class GitRepo:
                 f"tag {pattern} does not exist on {remote}",
                 hint=f"list the published tags with `git ls-remote --tags {remote}`",
             ) from None
+        except GitError:
+            # A shallow fetch of a glob that matches nothing fails (git 2.39) where a full
+            # one succeeds: nothing to fetch is not an error.
+            if depth is None or _ls_remote(self.root, remote, pattern):
+                raise
         finally:
             self.close()  # new packs and refs on disk: start from a fresh view
 

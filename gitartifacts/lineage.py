@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import time
 from collections import deque
@@ -60,6 +61,11 @@ _RECORD_KEYS: tuple[str, ...] = (
 _REF_KEYS: tuple[str, ...] = ("name", "version", "requested", "digest", "path")
 
 
+def utc_now() -> str:
+    """The current time in the record format, 'YYYY-MM-DDTHH:MM:SSZ'."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactRef:
     """One artifact version a run consumed or produced, joined to versions by (name, digest)."""
@@ -97,7 +103,7 @@ class RunRecord:
     git_dirty: bool = False
     user: str | None = None
     host: str | None = None
-    started: str = ""
+    started: str = field(default_factory=utc_now)
     ended: str | None = None
     exit_code: int | None = None
     inputs: list[ArtifactRef] = field(default_factory=list)
@@ -136,11 +142,6 @@ class RunRecord:
 
 # ---------------------------------------------------------------------------------------------
 # ids and times
-
-
-def utc_now() -> str:
-    """The current time in the record format, 'YYYY-MM-DDTHH:MM:SSZ'."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -318,12 +319,12 @@ def validate_run(record: RunRecord) -> RunRecord:
 
 def write_run(runs_dir: Path, record: RunRecord) -> Path:
     """Write `<runs_dir>/<id>.yaml` atomically (temp file, fsync, rename); returns its path."""
-    from gitartifacts import safeyaml  # PyYAML loads only when a record is actually written
+    from gitartifacts.safeyaml import dump  # PyYAML loads only when a record is written
 
     if not is_valid_run_id(record.id):
         raise ManifestError(f"run id {record.id!r} is not a safe file name")
     validate_run(record)
-    data = safeyaml.dump(_record_to_yaml_data(record)).encode("utf-8")
+    data = dump(_record_to_yaml_data(record)).encode("utf-8")
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     target = runs_dir / record.file_name
@@ -362,11 +363,12 @@ def _fsync_dir(path: Path) -> None:
 
 def parse_run(data: bytes | str, file_name: str) -> RunRecord:
     """Strictly parse one record's bytes; `file_name` (its `<id>.yaml`) must match its id."""
-    from gitartifacts import safeyaml
+    # Imported here: a warm index answers queries without loading PyYAML at all.
+    from gitartifacts.safeyaml import load
 
     if len(data) > MAX_RECORD_BYTES:
         raise ManifestError(f"{file_name}: larger than {MAX_RECORD_BYTES} bytes")
-    parsed = safeyaml.load(data, what=file_name, max_bytes=MAX_RECORD_BYTES, max_nodes=100_000)
+    parsed = load(data, what=file_name, max_bytes=MAX_RECORD_BYTES, max_nodes=100_000)
     try:
         record = _record_from_dict(parsed)
     except _Invalid as exc:
@@ -402,8 +404,6 @@ def read_run(path: Path | str) -> RunRecord:
 
 
 def _is_regular(mode: int) -> bool:
-    import stat
-
     return stat.S_ISREG(mode)
 
 

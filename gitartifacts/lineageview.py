@@ -218,11 +218,12 @@ def to_tree(graph: LineageGraph, root: str | None = None) -> str:
     └─ consumed by run 20261128T090000Z-77aa01  eval-resnet [eval] finished
        └─ produced report@v0
     ```
-    A node met a second time is marked "(see above)" and not expanded again.
+    A node met a second time is marked "(see above)" and not expanded again. Without a root
+    (the whole graph), every node nothing flows into starts a downstream-only tree.
     """
     root = root if root is not None else graph.root
     if root is None:
-        raise ValueError("to_tree needs a root node (the graph has none)")
+        return _forest(graph)
     root_node = graph.node(root)
     lines = [_root_text(root_node)]
     seen = {root}
@@ -232,6 +233,24 @@ def to_tree(graph: LineageGraph, root: str | None = None) -> str:
         children = [(f"({empty})", None, "up")]
     _tree_lines(graph, children, "", seen, lines)
     return "\n".join(lines) + "\n"
+
+
+def _forest(graph: LineageGraph) -> str:
+    nodes = graph.nodes
+    if not nodes:
+        return "(no recorded runs)\n"
+    starts = [n.id for n in nodes if not graph.predecessors(n.id)]
+    seen: set[str] = set()
+    blocks: list[str] = []
+    # Pure cycles have no start; whatever is left unseen gets its own tree after the sources.
+    for start in [*starts, *(n.id for n in nodes)]:
+        if start in seen:
+            continue
+        seen.add(start)
+        lines = [_root_text(graph.node(start))]
+        _tree_lines(graph, _children(graph, start, "down"), "", seen, lines)
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 _Child = tuple[str, str | None, str]  # (text, node id to expand or None, direction)
@@ -897,7 +916,7 @@ _JS = r"""
     zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
   }, { passive: false });
   nodeEls.forEach(function (el, id) {
-    
+    el.addEventListener("click", function () { select(id, false); });
     el.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(id, false); }
     });

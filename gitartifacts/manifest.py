@@ -106,7 +106,20 @@ def dumps(manifest: Manifest) -> str:
 
 
 def loads(text: str | bytes, what: str = "manifest") -> Manifest:
-    """Parse and validate a manifest; anything unexpected is a ManifestError naming `what`."""
+    """Parse and validate a manifest; anything unexpected is a ManifestError naming `what`
+    and, like every user-facing error, the next step."""
+    try:
+        return _loads(text, what)
+    except ManifestError as exc:
+        if not exc.hint:
+            exc.hint = (
+                f"the manifest was edited by hand or damaged: restore it with "
+                f"`git checkout -- {what}`, or re-create it with `gart add`"
+            )
+        raise
+
+
+def _loads(text: str | bytes, what: str) -> Manifest:
     data = safeyaml.load(text, what=what, max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(data, dict):
         raise ManifestError(f"{what}: expected a mapping")
@@ -145,7 +158,7 @@ def loads(text: str | bytes, what: str = "manifest") -> Manifest:
     if data["digest"] != manifest.digest:
         raise ManifestError(
             f"{what}: digest does not match its file list (edited by hand or corrupted)",
-            hint="restore the manifest from git (git checkout -- FILE) or re-run gart add",
+            hint=f"restore the manifest from git (git checkout -- {what}) or re-run gart add",
         )
     if data["size"] != manifest.size or data["count"] != manifest.count:
         raise ManifestError(f"{what}: size/count do not match its file list")

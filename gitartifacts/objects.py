@@ -151,8 +151,11 @@ class FsspecBackend:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url or root
-        # Object stores (s3, gcs) have no rename; whole-object puts are atomic there.
-        self.atomic_put = not _is_local_fs(fs)
+        # Object stores (s3, gcs, azure) have no rename, but a whole-object put is atomic
+        # there. Anywhere else (sftp, hdfs, webdav, ...) an interrupted put can leave a
+        # truncated object under its final name, which the next push would take as present:
+        # write a temp name and rename it into place.
+        self.atomic_put = _has_atomic_put(fs)
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -215,9 +218,14 @@ class FsspecBackend:
                 pass
 
 
-def _is_local_fs(fs: Any) -> bool:
+ATOMIC_PUT_PROTOCOLS = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
+)
+
+
+def _has_atomic_put(fs: Any) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocol or "local" in protocol
+    return bool(ATOMIC_PUT_PROTOCOLS.intersection(protocol))
 
 
 class _translate:

@@ -52,7 +52,7 @@ def check_option(key: str, local: bool) -> None:
         raise ConfigError(
             f"option {key!r} holds a secret and would be committed to git",
             hint=f"re-run with --local to store it in .gart/config.local.yaml, "
-            f"or set it in the environment (e.g. AWS_{key.upper()})",
+            f"or set it in the environment{_env_hint(key)}",
         )
 
 
@@ -129,3 +129,17 @@ def _backend_options(scheme: str, options: dict[str, Any]) -> dict[str, Any]:
         out.setdefault("use_listings_cache", False)
     out.setdefault("skip_instance_cache", True)
     return out
+
+
+_AWS_ENV = {
+    "key": "AWS_ACCESS_KEY_ID", "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "access_key_id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY", "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "token": "AWS_SESSION_TOKEN", "aws_session_token": "AWS_SESSION_TOKEN",
+    "session_token": "AWS_SESSION_TOKEN",
+}
+
+
+def _env_hint(key: str) -> str:
+    name = _AWS_ENV.get(key.lower())
+    return f" (for S3: {name})" if name else ""

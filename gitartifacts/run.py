@@ -71,19 +71,23 @@ def _add_ref(refs: list[ArtifactRef], ref: ArtifactRef) -> None:
 # -- inputs ---------------------------------------------------------------------------------
 
 
-def resolve_input(repo: Repo, spec: str) -> tuple[Manifest, ArtifactRef]:
+def resolve_input(repo: Repo, spec: str, download: bool = True) -> tuple[Manifest, ArtifactRef]:
     """Resolve an input to an exact version, fetching and checking it out when absent."""
     parsed = parse_spec(spec)
     manifest, resolved = repo.resolve_ref(spec)
-    version = _version_label(resolved)
-    status = repo.status([parsed.name])[0] if parsed.ref is None else None
-    if status is None or status.state != "clean":
-        repo.pull([manifest])
     ref = ArtifactRef(
-        name=manifest.name, digest=manifest.digest, version=version,
+        name=manifest.name, digest=manifest.digest, version=_version_label(resolved),
         requested=parsed.ref, path=manifest.path,
     )
+    if download:
+        _ensure_present(repo, manifest, ref)
     return manifest, ref
+
+
+def _ensure_present(repo: Repo, manifest: Manifest, ref: ArtifactRef) -> None:
+    status = repo.status([manifest.name])[0] if ref.requested is None else None
+    if status is None or status.state != "clean":
+        repo.pull([manifest])
 
 
 def _version_label(resolved: Resolved | None) -> str | None:
@@ -148,15 +152,20 @@ def execute(
     outputs: Sequence[tuple[str, str]] = (),
     job_type: str = "run",
     name: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> RunOutcome:
     """Resolve inputs, run the command, add outputs on success, and record the run.
 
-    Inputs that do not resolve fail before anything runs; the command's own output and
-    exit code pass through untouched."""
+    The command runs in `cwd` (default: the current directory) and output paths are relative
+    to it. Inputs that do not resolve fail before anything runs; the command's own output and
+    exit code pass through untouched (a signal N becomes 128+N, as in a shell)."""
     if not command:
         raise UsageError("no command to run", hint="gart run -i NAME@ALIAS -- python train.py")
     validate_name(job_type)
-    resolved = [resolve_input(repo, spec) for spec in inputs]
+    # Every input must resolve before any is downloaded, and all are present before the run.
+    resolved = [resolve_input(repo, spec, download=False) for spec in inputs]
+    for manifest, ref in resolved:
+        _ensure_present(repo, manifest, ref)
     record = new_record(repo, name, job_type, command)
     record.inputs = [ref for _manifest, ref in resolved]
     lineage.write_run(repo.runs_dir, record)
@@ -165,9 +174,16 @@ def execute(
     env["GART_REPO"] = str(repo.root)
     for manifest, _ref in resolved:
         env[input_env_name(manifest.name)] = str(repo.root / manifest.path)
+    workdir = Path(cwd) if cwd is not None else Path.cwd()
     try:
-        completed = subprocess.run(list(command), cwd=os.getcwd(), env=env, check=False)
+        completed = subprocess.run(list(command), cwd=workdir, env=env, check=False)
         exit_code = completed.returncode
+        if exit_code < 0:  # killed by a signal: report it the way a shell does
+            exit_code = 128 - exit_code
+    except KeyboardInterrupt:
+        # Ctrl-C: the record must not claim forever that the run is still going.
+        _close_interrupted(repo, record.id)
+        raise
     except FileNotFoundError:
         exit_code = COMMAND_NOT_FOUND
         print(f"gart: command not found: {command[0]}", flush=True, file=_stderr())
@@ -177,9 +193,12 @@ def execute(
     added: list[AddResult] = []
     failure: str | None = None
     if exit_code == 0:
+        missing = [path for _name, path in outputs if not os.path.lexists(workdir / path)]
         try:
+            if missing:  # checked first, so a failed run never leaves some outputs added
+                raise ManifestError(f"{', '.join(missing)} does not exist")
             for out_name, path in outputs:
-                added.append(repo.add([path], name=out_name))
+                added.append(repo.add([workdir / path], name=out_name))
         except GartError as exc:
             failure = exc.message
     finished = lineage.utc_now()
@@ -199,6 +218,13 @@ def execute(
             hint="check the -o NAME=PATH arguments; the run is recorded as failed",
         )
     return RunOutcome(record, record.exit_code or 0, added)
+
+
+def _close_interrupted(repo: Repo, run_id: str) -> None:
+    def close(rec: RunRecord) -> None:
+        rec.status, rec.exit_code, rec.ended = "failed", 130, lineage.utc_now()
+
+    _stage_record(repo, _update_record(repo, run_id, close))
 
 
 def _stderr() -> Any:
@@ -301,7 +327,9 @@ def stage_order(stages: Mapping[str, Stage]) -> list[Stage]:
 
 
 def run_stage(repo: Repo, stage: Stage) -> RunOutcome:
-    return execute(repo, stage.command, stage.inputs, stage.outputs, stage.job_type, stage.name)
+    """Run a stage from the repository root, where its command and output paths are rooted."""
+    return execute(repo, stage.command, stage.inputs, stage.outputs, stage.job_type, stage.name,
+                   cwd=repo.root)
 
 
 def repro(repo: Repo, target: str | None = None, dry_run: bool = False) -> list[tuple[str, str]]:
@@ -367,7 +395,7 @@ def _why_run(repo: Repo, stage: Stage, runs: list[RunRecord]) -> str | None:
         if before.get(name) != manifest.digest:
             return f"input {name} changed"
     for out_name, path in stage.outputs:
-        if not (Path.cwd() / path).exists():
+        if not (repo.root / path).exists():
             return f"output {out_name} ({path}) is missing"
     return None
 

@@ -18,6 +18,7 @@ from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundE
 from gitartifacts.hashing import FileStat, StateCache, hash_file
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore, ObjectWriter, check_bytes, temp_name
+from gitartifacts.paths import CONTROL_CHARS_RE
 
 HASH_BATCH = 256
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -103,11 +104,13 @@ def scan(
         for entry in entries:
             name = entry.name
             rel = f"{prefix}/{name}" if prefix else name
-            _check_name(rel, entry.path)
+            if name == ".git":  # a nested repository, or the gitlink file of a submodule
+                continue
             if rules and rules.ignores(name, rel):
                 continue
+            _check_name(rel, entry.path)  # after the rules: an odd name can be --exclude'd
             if entry.is_dir(follow_symlinks=False):
-                if name == ".git" or (name == ".gart" and not prefix):
+                if name == ".gart" and not prefix:
                     continue
                 stack.append((entry.path, rel))
             elif entry.is_file(follow_symlinks=False):
@@ -126,6 +129,11 @@ def _check_name(rel: str, abspath: str) -> None:
             f"file name is not valid UTF-8: {shown}",
             hint="rename the file (manifests store UTF-8 paths) or exclude it with --exclude",
         ) from None
+    if CONTROL_CHARS_RE.search(rel):  # refused by the manifest: say so before hashing
+        raise InvalidPathError(
+            f"file name contains control characters: {abspath!r}",
+            hint="rename the file or exclude it with --exclude",
+        )
 
 
 def _add_file(

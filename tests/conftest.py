@@ -140,4 +140,51 @@ def snapshot() -> Callable[[Path], tuple[str, dict[str, tuple[int, int, int]]]]:
 # Fixtures: s3_server (session: one moto server behind a request counter) and s3 (per test:
 # moto reset, bucket "gart-test", AWS_* test credentials set with monkeypatch).
 # ---------------------------------------------------------------------------------------
-from s3_server import s3, s3_server  # noqa: E402, F401
+from s3_server import s3, s3_server  # noqa: E402, F401, I001
+
+
+# ---------------------------------------------------------------------------------------
+# Runs & lineage — a published "world" for tests/test_run.py and tests/test_cli_run.py:
+# the `repo` fixture plus a bare git `origin`, a local-directory default remote `storage`,
+# raw@v0 (alias production) and labels@v0 committed, pushed and published.
+# Fixture: published (-> World).
+# ---------------------------------------------------------------------------------------
+
+
+class World(NamedTuple):
+    """A repo whose inputs are published: raw@v0 (=production) in raw/, labels@v0 in labels/."""
+
+    root: Path
+    origin: Path
+    storage: Path
+    raw: dict[str, bytes]
+    labels: dict[str, bytes]
+
+
+def build_published_world(root: Path) -> World:
+    """Give the gart repo at `root` an origin and a storage remote; publish raw and labels."""
+    from gitartifacts.api import Repo
+
+    origin = root.parent / "origin.git"
+    storage = root.parent / "storage"
+    git(root.parent, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(root, "remote", "add", "origin", str(origin))
+    api = Repo(root)
+    api.remote_add("storage", str(storage), default=True)
+    raw = build_dataset(root / "raw", files=6, seed=11, max_size=2048, dirs=2)
+    labels = build_dataset(root / "labels", files=2, seed=12, max_size=256, dirs=0)
+    api = Repo(root)  # re-read the config with the new remote
+    api.add([root / "raw"], name="raw")
+    api.add([root / "labels"], name="labels", type="labels")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "inputs")
+    api.push()
+    api.set_alias("raw", "v0", "production")
+    git(root, "push", "-q", "origin", "HEAD:main")
+    return World(root, origin, storage, raw, labels)
+
+
+@pytest.fixture
+def published(repo: Path) -> World:
+    """The `repo` fixture with raw@v0 (alias production) and labels@v0 published to origin."""
+    return build_published_world(repo)

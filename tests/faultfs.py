@@ -48,7 +48,8 @@ class FaultyFileSystem(AbstractFileSystem):
         stall_marker     a local file created when a stalled call begins (for SIGKILL tests)
         stall_seconds    how long a stalled call sleeps (default 60)
 
-    Like S3, it has no rename, so gart writes objects here with whole puts.
+    It has a rename (as sftp or hdfs do, unlike S3), so gart writes objects here under a
+    temp name and renames them into place: a "partial" put leaves only that temp name.
     """
 
     protocol = PROTOCOL
@@ -178,6 +179,10 @@ class FaultyFileSystem(AbstractFileSystem):
 
     def rm_file(self, path: str) -> None:
         self.inner.rm_file(self._strip_protocol(path))
+
+    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None,
+           **kwargs: Any) -> None:
+        self.inner.mv(self._strip_protocol(path1), self._strip_protocol(path2))
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         self.inner.makedirs(self._strip_protocol(path), exist_ok=exist_ok)

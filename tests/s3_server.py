@@ -70,7 +70,9 @@ class CountingApp:
                     fault.remaining -= 1
         if fault is None:
             return self.app(environ, start_response)
-        environ["wsgi.input"].read()  # drain the body so the connection stays usable
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:  # drain the body so the keep-alive connection stays usable
+            environ["wsgi.input"].read(length)
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>'
             f"<Error><Code>{fault.code}</Code><Message>injected fault</Message></Error>"
@@ -101,6 +103,7 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        self._client: Any = None
 
     def _post(self, path: str) -> None:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -114,6 +117,11 @@ class S3Server:
 
     def client(self) -> Any:
         """A boto3 client on this endpoint, for setting up and inspecting buckets."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
         import boto3
 
         return boto3.client(

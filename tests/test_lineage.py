@@ -512,7 +512,10 @@ def test_ten_thousand_records_load_fast_from_a_warm_index(tmp_path: Path) -> Non
     best = min(_timed(lambda: load_runs(runs_dir, index)) for _ in range(3))
     assert best < 0.5, f"warm load of 10k records took {best:.3f}s"
     sub: list[LineageGraph] = []
-    graph_time = _timed(lambda: sub.append(LineageGraph(runs).around("model", dg("model5000"))))
+    graph_time = min(
+        _timed(lambda: sub.append(LineageGraph(runs).around("model", dg("model5000"))))
+        for _ in range(3)
+    )
     assert graph_time < 0.3, f"graph query over 10k runs took {graph_time:.3f}s"
     assert len(sub[0].nodes) == 4  # the model, its run, and the run's two inputs
 

@@ -248,6 +248,18 @@ def test_tree_says_where_depth_cut_and_handles_lone_and_unpublished_roots(
     assert metrics.startswith(f"metrics  sha256:{D['metrics'][7:19]}  (unpublished)\n")
 
 
+def test_tree_of_the_whole_graph_is_a_forest_from_its_sources(graph: LineageGraph) -> None:
+    tree = to_tree(graph)
+    blocks = tree.split("\n\n")
+    assert [block.splitlines()[0] for block in blocks] == [
+        f"labels@v1  sha256:{D['labels'][7:19]}",
+        f"raw-source@v0  sha256:{D['src'][7:19]}",
+    ]
+    assert tree.count("deploy [deploy] failed (exit 1)") == 1
+    assert "train-resnet [train] finished  (see above)" in blocks[1]
+    assert to_tree(LineageGraph([])) == "(no recorded runs)\n"
+
+
 def test_tree_of_a_cycle_terminates_and_marks_repeats(graph: LineageGraph) -> None:
     loop = make_run(
         9, "copy", "copy", "1500",
@@ -325,6 +337,8 @@ def open_page(browser: Any, tmp_path: Path) -> Iterator[Any]:
         path.write_text(to_html(graph, title), encoding="utf-8")
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         contexts.append(context)
+        # Fail in seconds, not playwright's default 30 s, when an element never appears.
+        context.set_default_timeout(5_000)
         page = context.new_page()
         requests: list[str] = []
         problems: list[str] = []

@@ -1,0 +1,329 @@
+"""The content-addressed store: loose objects, immutable packs with indexes, verification."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError
+from gitartifacts.objects import (
+    INDEX_MAGIC,
+    LIST_INSTEAD_OF_PROBE,
+    PACK_MAGIC,
+    TEMP_PREFIX,
+    ObjectStore,
+    PackLocation,
+    loose_key,
+    parse_index,
+    serialize_index,
+)
+
+THRESHOLD = 1024  # objects below this size go into packs
+
+
+def oid(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def blobs(count: int, size: int, seed: int = 0) -> dict[str, bytes]:
+    out = {}
+    for i in range(count):
+        data = hashlib.sha256(f"{seed}-{i}".encode()).digest() * (size // 32 + 1)
+        out[oid(data[:size])] = data[:size]
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore.local(tmp_path / "cache", pack_threshold=THRESHOLD)
+
+
+def fresh(store: ObjectStore) -> ObjectStore:
+    """A second handle on the same directory: nothing cached in memory."""
+    root = store.local_root
+    assert root is not None
+    return ObjectStore.local(root, pack_threshold=THRESHOLD)
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+# ---- packs ------------------------------------------------------------------------------
+
+
+def test_small_objects_go_into_one_pack_with_an_index(store: ObjectStore) -> None:
+    small = blobs(50, 100)
+    with store.writer() as writer:
+        for key, data in small.items():
+            writer.add_bytes(key, data)
+    root = store.local_root
+    assert root is not None
+    written = files_under(root)
+    assert len(written) == 2  # one pack and its index: not one file per object
+    pack_file = next(root / n for n in written if n.startswith("packs/") and n.endswith(".pack"))
+    idx_file = next(root / n for n in written if n.startswith("packs/") and n.endswith(".idx"))
+    pack_id = pack_file.stem
+    assert hashlib.sha256(pack_file.read_bytes()).hexdigest() == pack_id  # named by its hash
+    assert idx_file.stem == pack_id
+    assert pack_file.read_bytes().startswith(PACK_MAGIC)
+    table = parse_index(idx_file.read_bytes(), pack_id)
+    assert set(table) == set(small)
+    for key, loc in table.items():
+        assert pack_file.read_bytes()[loc.offset : loc.offset + loc.length] == small[key]
+    again = fresh(store)
+    assert all(again.read(key) == data for key, data in small.items())
+    assert again.missing(set(small)) == set()
+
+
+def test_large_objects_are_loose_read_only_and_checkable_by_hand(store: ObjectStore) -> None:
+    data = os.urandom(THRESHOLD * 3)
+    key = oid(data)
+    with store.writer() as writer:
+        writer.add_bytes(key, data)
+    root = store.local_root
+    assert root is not None
+    path = root / loose_key(key)
+    assert path == root / "files" / "sha256" / key[:2] / key[2:]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == key  # what `sha256sum` would say
+    assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0
+    assert files_under(root) == [loose_key(key)]
+    assert fresh(store).read(key) == data
+
+
+def test_add_file_copies_hashes_and_leaves_no_temp_files(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(5000))
+    writer = store.writer()
+    key, size = writer.add_file(source)
+    assert (key, size) == (oid(source.read_bytes()), 5000)
+    root = store.local_root
+    assert root is not None
+    assert files_under(root) == [loose_key(key)]
+    assert stat.S_IMODE((root / loose_key(key)).stat().st_mode) & 0o222 == 0
+    assert writer.add_file(source) == (key, 5000)  # again: no error, still one object
+    assert files_under(root) == [loose_key(key)]
+
+
+def test_add_file_with_a_wrong_expected_digest_stores_nothing(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"actual bytes" * 200)
+    with pytest.raises(CorruptObjectError):
+        store.writer().add_file(source, oid=oid(b"expected bytes"))
+    root = store.local_root
+    assert root is not None
+    assert files_under(root) == []
+
+
+def test_writer_dedupes_within_and_across_packs(store: ObjectStore) -> None:
+    data = b"same bytes"
+    key = oid(data)
+    with store.writer() as writer:
+        writer.add_bytes(key, data)
+        writer.add_bytes(key, data)
+    assert writer.packed_written == 1
+    with store.writer() as second:
+        second.add_bytes(key, data)
+    assert second.packed_written == 0 and second.packs_written == []
+    root = store.local_root
+    assert root is not None
+    assert len(list((root / "packs").glob("*.pack"))) == 1
+    # A fresh handle knows the object is packed already, from the index on disk.
+    with fresh(store).writer() as third:
+        third.add_bytes(key, data)
+    assert third.packs_written == []
+
+
+def test_an_empty_writer_writes_no_pack(store: ObjectStore) -> None:
+    with store.writer() as writer:
+        pass
+    assert writer.packs_written == []
+    root = store.local_root
+    assert root is not None
+    assert not root.exists() or files_under(root) == []
+
+
+def test_pack_target_splits_packs(tmp_path: Path) -> None:
+    store = ObjectStore.local(tmp_path / "c", pack_threshold=THRESHOLD, pack_target=2000)
+    small = blobs(30, 500)
+    with store.writer() as writer:
+        for key, data in small.items():
+            writer.add_bytes(key, data)
+    assert len(writer.packs_written) > 1
+    again = fresh(store)
+    assert all(again.read(key) == data for key, data in small.items())
+
+
+# ---- index format -----------------------------------------------------------------------
+
+
+def test_index_round_trip_and_damage_is_refused() -> None:
+    entries = {"a" * 64: PackLocation("p", 8, 3), "b" * 64: PackLocation("p", 11, 5)}
+    data = serialize_index(entries)
+    assert data.startswith(INDEX_MAGIC)
+    assert parse_index(data, "p") == entries
+    for offset in (0, 9, len(data) // 2, len(data) - 1):
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x01
+        with pytest.raises(CorruptObjectError, match="p.idx"):
+            parse_index(bytes(damaged), "p")
+    for cut in (0, 10, len(data) - 1):
+        with pytest.raises(CorruptObjectError):
+            parse_index(data[:cut], "p")
+
+
+def test_index_with_a_valid_checksum_but_wrong_layout_is_refused() -> None:
+    data = serialize_index({"a" * 64: PackLocation("p", 8, 3)})
+    body = b"XXXXXX\x00\x01" + data[8:-32]
+    with pytest.raises(CorruptObjectError, match="unknown format"):
+        parse_index(body + hashlib.sha256(body).digest(), "p")
+    body = data[:-32] + b"extra"
+    with pytest.raises(CorruptObjectError, match="unknown format"):
+        parse_index(body + hashlib.sha256(body).digest(), "p")
+
+
+def test_a_damaged_index_on_disk_is_reported_not_misread(store: ObjectStore) -> None:
+    with store.writer() as writer:
+        writer.add_bytes(oid(b"x"), b"x")
+    root = store.local_root
+    assert root is not None
+    idx = next((root / "packs").glob("*.idx"))
+    flip_byte(idx, 20)
+    with pytest.raises(CorruptObjectError, match=idx.name):
+        fresh(store).read(oid(b"x"))
+    problems = fresh(store).verify()
+    assert len(problems) == 1 and idx.name in problems[0]
+
+
+# ---- reading verifies -------------------------------------------------------------------
+
+
+def test_flipped_byte_in_a_loose_object_is_caught(store: ObjectStore) -> None:
+    data = os.urandom(THRESHOLD * 2)
+    key = oid(data)
+    with store.writer() as writer:
+        writer.add_bytes(key, data)
+    root = store.local_root
+    assert root is not None
+    flip_byte(root / loose_key(key), 100)
+    with pytest.raises(CorruptObjectError, match=key):
+        fresh(store).read(key)
+    problems = fresh(store).verify()
+    assert len(problems) == 1 and key in problems[0]
+
+
+def test_flipped_byte_in_a_pack_is_caught(store: ObjectStore) -> None:
+    small = blobs(5, 64)
+    with store.writer() as writer:
+        for key, data in small.items():
+            writer.add_bytes(key, data)
+    reader = fresh(store)
+    victim = sorted(small)[2]
+    loc = reader.packed[victim]
+    root = store.local_root
+    assert root is not None
+    flip_byte(root / "packs" / f"{loc.pack_id}.pack", loc.offset + 10)
+    with pytest.raises(CorruptObjectError, match=victim):
+        reader.read(victim)
+    with pytest.raises(CorruptObjectError):
+        list(reader.read_packed([victim]))
+    others = [k for k in small if k != victim]
+    assert dict(reader.read_packed(others)) == {k: small[k] for k in others}
+    problems = fresh(store).verify()
+    assert len(problems) == 1 and loc.pack_id in problems[0]
+
+
+def test_missing_pack_with_its_index_is_reported(store: ObjectStore) -> None:
+    with store.writer() as writer:
+        writer.add_bytes(oid(b"x"), b"x")
+    root = store.local_root
+    assert root is not None
+    next((root / "packs").glob("*.pack")).unlink()
+    problems = fresh(store).verify()
+    assert len(problems) == 1 and "missing" in problems[0]
+
+
+def test_verify_is_clean_on_a_healthy_store(store: ObjectStore) -> None:
+    with store.writer() as writer:
+        for key, data in {**blobs(10, 50), **blobs(2, THRESHOLD * 2, seed=1)}.items():
+            writer.add_bytes(key, data)
+    assert fresh(store).verify() == []
+
+
+def test_absent_object_is_object_not_found(store: ObjectStore) -> None:
+    with pytest.raises(ObjectNotFoundError) as info:
+        store.read("0" * 64)
+    assert isinstance(info.value, FileNotFoundError)
+    assert "0" * 64 in str(info.value)
+
+
+# ---- what is here -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("asked", [3, LIST_INSTEAD_OF_PROBE + 8])  # probe path, listing path
+def test_missing_reports_exactly_the_absent_objects(store: ObjectStore, asked: int) -> None:
+    packed = blobs(asked, 40, seed=1)
+    loose = blobs(asked, THRESHOLD + 1, seed=2)
+    absent = set(blobs(asked, 40, seed=3)) | set(blobs(asked, THRESHOLD + 1, seed=4))
+    with store.writer() as writer:
+        for key, data in {**packed, **loose}.items():
+            writer.add_bytes(key, data)
+    reader = fresh(store)
+    assert reader.missing(set(packed) | set(loose) | absent) == absent
+    assert reader.missing(set(loose)) == set()
+    assert reader.missing(absent) == absent
+    assert reader.all_oids() == set(packed) | set(loose)
+    assert reader.has(next(iter(loose))) and not reader.has(next(iter(absent)))
+
+
+def test_a_pack_written_by_another_handle_is_seen_after_refresh(store: ObjectStore) -> None:
+    reader = fresh(store)
+    assert reader.missing({oid(b"late")}) == {oid(b"late")}
+    with store.writer() as writer:
+        writer.add_bytes(oid(b"late"), b"late")
+    reader.refresh()
+    assert reader.read(oid(b"late")) == b"late"
+
+
+# ---- housekeeping -----------------------------------------------------------------------
+
+
+def test_stale_temp_files_are_removed_fresh_ones_kept(store: ObjectStore) -> None:
+    root = store.local_root
+    assert root is not None
+    (root / "packs").mkdir(parents=True)
+    old = root / "packs" / f"{TEMP_PREFIX}1-dead"
+    new = root / "packs" / f"{TEMP_PREFIX}2-live"
+    old.write_bytes(b"partial")
+    new.write_bytes(b"partial")
+    an_hour_ago = time.time() - 7200
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert store.remove_stale_temp() == 1
+    assert not old.exists() and new.exists()
+
+
+def test_temp_files_are_not_mistaken_for_objects(store: ObjectStore) -> None:
+    data = os.urandom(THRESHOLD * 2)
+    with store.writer() as writer:
+        writer.add_bytes(oid(data), data)
+    root = store.local_root
+    assert root is not None
+    (root / "files" / "sha256" / oid(data)[:2] / f"{TEMP_PREFIX}9-x").write_bytes(b"junk")
+    assert fresh(store).loose_oids() == {oid(data)}
+    assert fresh(store).verify() == []
