@@ -110,9 +110,9 @@ class Registry:
             if "/" not in t[len(prefix):]
         }
 
-    def versions(self, name: str) -> list[Version]:
+    def versions(self, name: str, tags: dict[str, TagInfo] | None = None) -> list[Version]:
         """Published versions, oldest first, each with the aliases pointing at it."""
-        tags = self.tags(name)
+        tags = self.tags(name) if tags is None else tags
         versions: dict[int, Version] = {}
         for ref, info in tags.items():
             if not VERSION_RE.fullmatch(ref):
@@ -146,7 +146,8 @@ class Registry:
 
     def resolve(self, name: str, ref: str) -> Resolved | None:
         """A version (`vN`, `latest`) or alias to its commit; None if no such tag exists."""
-        versions = self.versions(name)
+        tags = self.tags(name)  # listed once: with thousands of tags this is the cost
+        versions = self.versions(name, tags)
         if ref == "latest":
             if not versions:
                 raise ArtifactNotFoundError(
@@ -154,7 +155,6 @@ class Registry:
                     hint="publish one with `gart push` after committing the manifest",
                 )
             return Resolved(name, ref, versions[-1].commit, versions[-1])
-        tags = self.tags(name)
         info = tags.get(ref)
         if info is None:
             return None

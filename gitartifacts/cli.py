@@ -21,10 +21,18 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (errors.ConflictError, 1, "re-run with --force to overwrite"),
     (errors.ObjectNotFoundError, 1, "run `gart pull NAME` to download missing objects"),
     (errors.CorruptObjectError, 1, "run `gart fsck`; re-download with `gart pull`"),
-    (errors.RemoteError, 1, "check the remote with `gart remote list`"),
-    (errors.GartError, 1, ""),
+    (errors.RemoteError, 1, "check the remote with `gart remote list`, network and credentials"),
+    (errors.ManifestError, 1,
+     "restore the file from git (`git checkout -- FILE`), or re-create it with gart"),
+    (errors.InvalidPathError, 1, "use a path inside the repository; see docs/format.md"),
+    (errors.InvalidNameError, 1, "see the naming rules in docs/format.md"),
+    (errors.ConfigError, 1, "fix .gart/config.yaml (see docs/format.md) or use `gart remote`"),
+    (errors.ArtifactNotFoundError, 1, "list artifacts with `gart status`, versions with "
+     "`gart versions NAME`"),
+    (errors.GitError, 1, "run the git command by hand to see what git says"),
+    (errors.GartError, 1, "see `gart COMMAND --help`"),
     (PermissionError, 1, "check file permissions"),
-    (OSError, 1, ""),
+    (OSError, 1, "check the path and the disk"),
 ]
 
 

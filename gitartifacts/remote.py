@@ -91,6 +91,8 @@ def filesystem(remote: RemoteConfig) -> tuple[Any, str]:
     except ImportError:  # pragma: no cover - a declared dependency
         raise RemoteError("fsspec is not installed", hint="pip install fsspec") from None
     options = _backend_options(scheme, remote.options)
+    if scheme in ("s3", "s3a"):
+        _check_s3_options(remote, options)
     try:
         fs, root = url_to_fs(remote.url, **options)
     except ImportError:
@@ -113,6 +115,36 @@ def filesystem(remote: RemoteConfig) -> tuple[Any, str]:
             f"`gart remote modify {remote.name} KEY --unset`",
         ) from None
     return fs, root
+
+
+# s3fs hands options it does not name to botocore's session, which only takes these; any
+# other (a typo such as `endpoint`) would fail with a TypeError at the first request.
+_S3_SESSION_OPTIONS = frozenset(
+    {"profile", "session_vars", "event_hooks", "include_builtin_handlers",
+     "use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
+)
+
+
+def _check_s3_options(remote: RemoteConfig, options: dict[str, Any]) -> None:
+    import difflib
+    import inspect
+
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:
+        return  # the install hint comes from url_to_fs below
+    known = {
+        name for name, p in inspect.signature(S3FileSystem.__init__).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"
+    } | _S3_SESSION_OPTIONS
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known | {"region"}), n=1)
+            raise ConfigError(
+                f"remote {remote.name!r} has an option s3 does not accept: {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"remove it with `gart remote modify {remote.name} {key} --unset`",
+            )
 
 
 def _backend_options(scheme: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,10 @@ import getpass
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +178,7 @@ def execute(
         env[input_env_name(manifest.name)] = str(repo.root / manifest.path)
     workdir = Path(cwd) if cwd is not None else Path.cwd()
     try:
-        completed = subprocess.run(list(command), cwd=workdir, env=env, check=False)
-        exit_code = completed.returncode
-        if exit_code < 0:  # killed by a signal: report it the way a shell does
-            exit_code = 128 - exit_code
+        exit_code = _run_command(command, workdir, env)
     except KeyboardInterrupt:
         # Ctrl-C: the record must not claim forever that the run is still going.
         _close_interrupted(repo, record.id)
@@ -218,6 +217,37 @@ def execute(
             hint="check the -o NAME=PATH arguments; the run is recorded as failed",
         )
     return RunOutcome(record, record.exit_code or 0, added)
+
+
+def _run_command(command: Sequence[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run the command and return its exit status as a shell reports it (signal N: 128+N).
+
+    While it runs, Ctrl-C is the command's to handle (it gets the terminal's SIGINT itself, as
+    with POSIX system()), and a SIGTERM sent to gart is passed on, so gart always lives to
+    record how the command ended."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    handlers: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers[signal.SIGINT] = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+        handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, forward)
+    try:
+        proc = subprocess.Popen(list(command), cwd=cwd, env=env)
+        children.append(proc)
+        try:
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    return 128 - code if code < 0 else code
 
 
 def _close_interrupted(repo: Repo, run_id: str) -> None:

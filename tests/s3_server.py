@@ -104,6 +104,7 @@ class S3Server:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self._client: Any = None
+        self._session: Any = None
 
     def _post(self, path: str) -> None:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -131,6 +132,14 @@ class S3Server:
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
         )
+
+    def botocore_session(self) -> Any:
+        """One aiobotocore session for every s3fs instance of the test process."""
+        if self._session is None:
+            from aiobotocore.session import get_session
+
+            self._session = get_session()
+        return self._session
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
@@ -173,7 +182,14 @@ class S3Bucket:
 
     @property
     def options(self) -> dict[str, Any]:
+        """The remote's options as a user would configure them."""
         return {"endpoint_url": self.server.endpoint}
+
+    @property
+    def process_options(self) -> dict[str, Any]:
+        """Options for stores opened in this process: one shared botocore session, since a
+        new one spends ~0.4 s parsing botocore's JSON models (once per `gart` run in real use)."""
+        return {**self.options, "session": self.server.botocore_session()}
 
     def take(self) -> list[Request]:
         """Requests since the last take()."""

@@ -299,8 +299,7 @@ def test_other_clone_sees_versions_and_moved_aliases_after_sync(world: World) ->
 # -- races decided by origin (a hook makes another writer win between our fetch and push) --
 
 
-def test_publish_race_lost_on_origin_takes_the_next_number(world: World,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_race_lost_on_origin_takes_the_next_number(world: World) -> None:
     a, _ = world.clone("a")
     b, reg_b = world.clone("b")
     # Writer A tags its own content as v0 locally; B's pre-push hook pushes that tag to origin

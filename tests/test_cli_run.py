@@ -250,29 +250,52 @@ def test_a_command_killed_by_a_signal_exits_as_a_shell_would(
     assert (rec["status"], rec["exit_code"]) == ("failed", 128 + signal.SIGKILL)
 
 
-def test_ctrl_c_records_the_run_as_failed_not_running(published: World) -> None:
-    root = published.root
+def start_long_run(root: Path, script: str) -> subprocess.Popen[str]:
+    """`gart run` of a Python command that prints 'started' and then waits, in its own session."""
     proc = subprocess.Popen(
-        [PY, "-m", "gitartifacts", "run", "--name", "long", "--", PY, "-c",
-         "import sys, time\nprint('started', flush=True)\n"
-         "try: time.sleep(60)\nexcept KeyboardInterrupt: sys.exit(130)"],
+        [PY, "-m", "gitartifacts", "run", "--name", "long", "--", PY, "-c", script],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "started\n"
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> str:
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "started\n"
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        _out, err = proc.communicate(timeout=30)
+        return proc.communicate(timeout=30)[1]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_ctrl_c_is_the_commands_to_handle_and_the_run_is_recorded_failed(
+    published: World,
+) -> None:
+    script = ("import sys, time\ntry:\n    print('started', flush=True); time.sleep(60)\n"
+              "except KeyboardInterrupt:\n    print('saving checkpoint'); sys.exit(130)")
+    proc = start_long_run(published.root, script)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    err = finish(proc)
     assert proc.returncode == 130
     assert "Traceback" not in err
-    rec = only_record(root)
+    rec = only_record(published.root)
     assert (rec["name"], rec["status"], rec["exit_code"]) == ("long", "failed", 130)
     assert rec["ended"] is not None
+
+
+def test_sigterm_to_gart_stops_the_command_and_the_run_is_recorded_failed(
+    published: World,
+) -> None:
+    proc = start_long_run(published.root,
+                          "import time; print('started', flush=True); time.sleep(60)")
+    os.kill(proc.pid, signal.SIGTERM)  # a CI runner cancelling the job: gart alone
+    err = finish(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    rec = only_record(published.root)
+    assert (rec["status"], rec["exit_code"]) == ("failed", 128 + signal.SIGTERM)
 
 
 # -- stages and repro -------------------------------------------------------------------------

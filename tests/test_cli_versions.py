@@ -316,6 +316,18 @@ def test_uncommitted_manifest_is_uploaded_but_not_published(project: Project, ga
     assert [(v["version"], v["created"]) for v in report["versions"]] == [("v0", True)]
 
 
+def test_push_alias_with_uncommitted_changes_does_not_move_the_alias(
+        project: Project, published: Published, gart: Gart) -> None:
+    """`gart push --alias best` names the content being pushed; if that content is not
+    committed (so not publishable), `best` must not silently land on the older HEAD version."""
+    assert gart("alias", "raw@v0", "best").rc == 0
+    write_data(project.root, 7)
+    assert gart("add", "data", "--name", NAME).rc == 0  # new content, not committed
+    pushed = gart("push", "--alias", "best")
+    assert "raw: manifest not committed" in pushed.err, pushed.err
+    assert message(project.origin, "raw@best")["version"] == "v0", pushed.err
+
+
 def test_without_a_git_remote_tags_stay_local_and_it_says_so(repo: Path, tmp_path: Path,
                                                              gart: Gart) -> None:
     assert gart("remote", "add", "storage", tmp_path / "store", "--default").rc == 0

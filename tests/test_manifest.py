@@ -359,7 +359,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
 @example(sample(metadata={"hex": "0x1F", "bin": "0b11", "<<": "merge?", "yes": "no"}))
 @example(sample(entries=(Entry("with space/ü ñ 😀.bin", A, 0), Entry(" lead/trail ", B, 2))))

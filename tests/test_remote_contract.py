@@ -130,7 +130,7 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
             fs.rm(root, recursive=True)
     else:
         bucket: S3Bucket = request.getfixturevalue("s3")
-        yield Remote(kind, bucket.url, tmp_path, dict(bucket.options), s3=bucket)
+        yield Remote(kind, bucket.url, tmp_path, bucket.process_options, s3=bucket)
 
 
 @dataclass
