@@ -651,14 +651,16 @@ class Repo:
             return out
         for manifest in working:
             published = committed.get(manifest.name)
-            if published is None or published.digest != manifest.digest:
+            stale = published is None or published.digest != manifest.digest
+            if stale:
                 out.unpublished.append(manifest.name)
                 if published is None:
                     continue
             assert head is not None
             version, created = self.registry.publish(manifest.name, published, head)
             out.versions.append((version, created))
-            wanted = list(aliases)
+            # Aliases name the content being pushed: never move them to an older commit.
+            wanted = [] if stale else list(aliases)
             if created:  # aliases asked for by the run that logged this content
                 wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
                            if a not in wanted]

@@ -505,7 +505,8 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
         state.say(f"{version.name}: {what} {version.label}"
                   + (f" ({', '.join(aliases)})" if aliases else ""))
     for name in result.unpublished:
-        state.say(f"{name}: manifest not committed; commit it and push again to publish")
+        state.say(f"{name}: manifest not committed; commit it and push again to publish"
+                  + (" (aliases not moved)" if aliases else ""))
     if result.versions and result.tags_local_only:
         state.say("No git remote 'origin': version tags were created locally only.")
 

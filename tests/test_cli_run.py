@@ -202,7 +202,7 @@ def test_a_command_that_is_not_found_exits_127_and_is_recorded_failed(
     assert rec["command"] == ["no-such-command-xyz"]
 
 
-@pytest.mark.parametrize("spec", ["raw@no-such-alias", "raw@v7", "unknown-thing@v0"])
+@pytest.mark.parametrize("spec", ["raw@no-such-alias", "unknown-thing@v0"])
 def test_an_input_that_does_not_resolve_fails_before_the_command_runs(
     published: World, gart: Gart, spec: str,
     snapshot: Callable[[Path], tuple[str, dict[str, tuple[int, int, int]]]],

@@ -11,7 +11,7 @@ from s3_server import HttpFault, S3Bucket
 
 from gitartifacts.config import RemoteConfig
 from gitartifacts.errors import ConfigError, ObjectNotFoundError, RemoteError, UsageError
-from gitartifacts.objects import FsspecBackend, LocalBackend
+from gitartifacts.objects import FsspecBackend, LocalBackend, ObjectStore
 from gitartifacts.remote import (
     check_option,
     check_url,
@@ -22,7 +22,7 @@ from gitartifacts.remote import (
 )
 
 
-def store_for(tmp_path: Path, url: str, **options: object):  # noqa: ANN201 - ObjectStore
+def store_for(tmp_path: Path, url: str, **options: object) -> ObjectStore:
     return open_store(RemoteConfig("storage", url, dict(options)), tmp_path, tmp_path / "idx")
 
 
@@ -156,7 +156,8 @@ def test_access_denied_names_the_object_and_suggests_credentials(
     store = store_for(tmp_path, s3.url, **s3.process_options)
     s3.put("packs/x.idx", b"index")
     s3.server.fail(HttpFault("GET", "/packs/x.idx"))
-    with pytest.raises(RemoteError, match=r"access denied to s3://gart-test/gart/packs/x\.idx") as e:
+    where = r"s3://gart-test/gart/packs/x\.idx"
+    with pytest.raises(RemoteError, match=f"access denied to {where}") as e:
         store.backend.read("packs/x.idx")
     assert "credentials" in e.value.hint
 

@@ -273,7 +273,9 @@ def test_push_of_new_objects_adds_a_pack(remote: Remote, dataset: Dataset, tmp_p
 # -- fetch: whole packs, ranges, verification ------------------------------------------
 
 
-def test_fetch_everything_takes_whole_packs(remote: Remote, dataset: Dataset, tmp_path: Path) -> None:
+def test_fetch_everything_takes_whole_packs(
+    remote: Remote, dataset: Dataset, tmp_path: Path
+) -> None:
     pushed(remote, dataset)
     pack_id = pack_keys(remote, ".pack")[0][len("packs/") : -len(".pack")]
     cache = make_cache(tmp_path / "clone-cache")
