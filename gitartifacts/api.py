@@ -355,8 +355,7 @@ class Repo:
         if previous is not None and path.read_text(encoding="utf-8") == new_text:
             return AddResult(new, False, result.hashed, result.stored, path)
         self.write_manifest(new)
-        ignored = self._gitignore_data([root_rel if i == "." else f"{root_rel}/{i}".lstrip("./")
-                                        for i in include])
+        ignored = self._gitignore_data([_join(root_rel, i) for i in include])
         if self.config.autostage:
             self.git.stage([self.manifest_relpath(name), *ignored])
         return AddResult(new, True, result.hashed, result.stored, path)

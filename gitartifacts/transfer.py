@@ -247,24 +247,33 @@ def _fetch_packed(
     backend = remote.backend
     downloads = [(pack_id, Path(temp_name(str(tmp_dir)))) for pack_id in whole]
 
+    # Each pack is verified and installed as soon as it is down, so a killed pull keeps
+    # what it finished and the re-run fetches only the rest.
+    def install(item: tuple[str, Path]) -> None:
+        try:
+            cache.install_pack(item[0], item[1], remote.index_bytes(item[0]))
+        except BaseException:
+            item[1].unlink(missing_ok=True)
+            raise
+
+    def get_sync(item: tuple[str, Path]) -> None:
+        backend.get_file(f"packs/{item[0]}.pack", item[1])
+        install(item)
+
     async def get_async(fs: Any, item: tuple[str, Path]) -> None:
         await fs._get_file(backend.path(f"packs/{item[0]}.pack"), str(item[1]))
+        await asyncio.to_thread(install, item)
 
     outcomes = _run_many(
-        backend, jobs, downloads,
-        lambda item: backend.get_file(f"packs/{item[0]}.pack", item[1]),
+        backend, jobs, downloads, get_sync,
         get_async if isinstance(backend, FsspecBackend) else None,
     )
     for (pack_id, tmp), outcome in zip(downloads, outcomes, strict=True):
         wanted = by_pack[pack_id]
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            cache.install_pack(pack_id, tmp, remote.index_bytes(pack_id))
-        except (GartError, OSError) as exc:
+        if isinstance(outcome, BaseException):
             tmp.unlink(missing_ok=True)
             for oid in wanted:
-                result.failed[oid] = f"{_describe(exc)} (pack {pack_id})"
+                result.failed[oid] = f"{_describe(outcome)} (pack {pack_id})"
             continue
         size = sum(packed[o].length for o in wanted)
         result.transferred += len(wanted)
@@ -318,25 +327,34 @@ def _fetch_loose(
     backend = remote.backend
     items = [(oid, Path(temp_name(str(tmp_dir)))) for oid in oids]
 
-    async def get_async(fs: Any, item: tuple[str, Path]) -> None:
+    # Each object is verified and installed as soon as it is down (see _fetch_packed).
+    def install(item: tuple[str, Path]) -> int:
+        try:
+            size = os.path.getsize(item[1])
+            cache.install_loose(item[0], item[1])
+        except BaseException:
+            item[1].unlink(missing_ok=True)
+            raise
+        return size
+
+    def get_sync(item: tuple[str, Path]) -> int:
+        backend.get_file(loose_key(item[0]), item[1])
+        return install(item)
+
+    async def get_async(fs: Any, item: tuple[str, Path]) -> int:
         await fs._get_file(backend.path(loose_key(item[0])), str(item[1]))
+        return await asyncio.to_thread(install, item)
 
     outcomes = _run_many(
-        backend, jobs, items,
-        lambda item: backend.get_file(loose_key(item[0]), item[1]),
+        backend, jobs, items, get_sync,
         get_async if isinstance(backend, FsspecBackend) else None,
     )
     for (oid, tmp), outcome in zip(items, outcomes, strict=True):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            size = os.path.getsize(tmp)
-            cache.install_loose(oid, tmp)
-        except (GartError, OSError) as exc:
+        if isinstance(outcome, BaseException):
             tmp.unlink(missing_ok=True)
-            result.failed[oid] = f"{_describe(exc)} ({remote.describe()}/{loose_key(oid)})"
+            result.failed[oid] = f"{_describe(outcome)} ({remote.describe()}/{loose_key(oid)})"
             continue
         result.transferred += 1
-        result.bytes += size
+        result.bytes += outcome
         if progress:
-            progress(size)
+            progress(outcome)

@@ -23,7 +23,7 @@ class InjectedFault(ConnectionError):
 
 def damage(data: bytes, mode: str) -> bytes:
     """The bytes a truncating or corrupting call delivers instead of `data`."""
-    if mode in ("truncate", "partial"):
+    if mode in ("truncate", "partial", "stall"):
         return data[: len(data) // 2]
     if mode == "corrupt" and data:
         middle = len(data) // 2
@@ -44,7 +44,8 @@ class FaultyFileSystem(AbstractFileSystem):
         fault_count      how many calls in a row misbehave from there (0: every later call)
         fault_mode       "error" (raise ConnectionError), "truncate" (half the bytes, no error),
                          "partial" (half the bytes land, then an error), "corrupt" (one byte
-                         flipped, no error) or "stall" (touch `stall_marker`, then sleep)
+                         flipped, no error) or "stall" (half the bytes land, then it
+                         touches `stall_marker` and sleeps)
         stall_marker     a local file created when a stalled call begins (for SIGKILL tests)
         stall_seconds    how long a stalled call sleeps (default 60)
 
@@ -110,14 +111,15 @@ class FaultyFileSystem(AbstractFileSystem):
             if self.fault_count and n >= self.fault_call + self.fault_count:
                 return None
             self.faults.append((method, path))
-        if self.fault_mode == "stall":
-            if self.stall_marker:
-                Path(self.stall_marker).touch()
-            time.sleep(self.stall_seconds)
-            return None
         if self.fault_mode == "error":
             raise InjectedFault(f"injected fault: {method} call {n} on {path}")
         return self.fault_mode
+
+    def _stall(self) -> None:
+        """Hang mid-transfer (half the bytes written), so a test can SIGKILL the process."""
+        if self.stall_marker:
+            Path(self.stall_marker).touch()
+        time.sleep(self.stall_seconds)
 
     # -- the four methods that can misbehave --------------------------------------------
 
@@ -126,6 +128,8 @@ class FaultyFileSystem(AbstractFileSystem):
         path = self._strip_protocol(path)
         mode = self._fault("cat_file", path)
         data = bytes(self.inner.cat_file(path, start=start, end=end))
+        if mode == "stall":
+            self._stall()
         if mode == "partial":
             raise InjectedFault(f"injected fault: connection reset reading {path}")
         return damage(data, mode) if mode else data
@@ -135,6 +139,8 @@ class FaultyFileSystem(AbstractFileSystem):
         fault = self._fault("pipe_file", path)
         self._parent_dirs(path)
         self.inner.pipe_file(path, damage(bytes(value), fault) if fault else value)
+        if fault == "stall":
+            self._stall()
         if fault == "partial":
             raise InjectedFault(f"injected fault: connection reset writing {path}")
 
@@ -145,6 +151,8 @@ class FaultyFileSystem(AbstractFileSystem):
         self._parent_dirs(rpath)
         if fault:
             self.inner.pipe_file(rpath, damage(Path(lpath).read_bytes(), fault))
+            if fault == "stall":
+                self._stall()
             if fault == "partial":
                 raise InjectedFault(f"injected fault: connection reset writing {rpath}")
             return
@@ -156,6 +164,8 @@ class FaultyFileSystem(AbstractFileSystem):
         fault = self._fault("get_file", rpath)
         if fault:
             Path(lpath).write_bytes(damage(bytes(self.inner.cat_file(rpath)), fault))
+            if fault == "stall":
+                self._stall()
             if fault == "partial":
                 raise InjectedFault(f"injected fault: connection reset reading {rpath}")
             return

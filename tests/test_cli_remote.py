@@ -264,14 +264,14 @@ def test_a_corrupt_remote_object_fails_the_pull_and_touches_nothing(project: Pro
     data[1000] ^= 0xFF
     bad.write_bytes(bytes(data))
     clone = project.clone()
-    before = git(clone, "status", "--porcelain", "--ignored")
+    before = git(clone, "status", "--porcelain", "--untracked-files=all")
     result = project.gart("pull", "pets", cwd=clone)
     assert result.rc == 1 and "Traceback" not in result.err
     assert "pets:big0.bin" in result.err and key in result.err and "corrupt" in result.err
     assert not (clone / "data").exists()
     cache = clone / ".gart" / "cache"
     assert not (cache / key).exists() and not temp_files(cache)
-    assert git(clone, "status", "--porcelain", "--ignored") == before
+    assert git(clone, "status", "--porcelain", "--untracked-files=all") == before
 
 
 @pytest.mark.xfail(

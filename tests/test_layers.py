@@ -19,10 +19,11 @@ ROWS: dict[str, float] = {
     "config": 2,
     "paths": 3, "hashing": 3,
     "manifest": 4, "lineage": 4,
-    "objects": 5, "remote": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
-    "transfer": 6, "aliases": 6, "workspace": 6,
-    "api": 7, "run": 7,
-    "__init__": 7.5,  # row 7, and it may re-export the API (api, run) lazily
+    "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
+    "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
+    "api": 7,
+    "run": 7.5,  # row 7: runs are built on the Repo API
+    "__init__": 7.8,  # row 7, and it may re-export the API (api, run) lazily
     "cli": 8,
     "__main__": 8.5,  # row 8: the `python -m gitartifacts` entry point, necessarily above cli
 }
