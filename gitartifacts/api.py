@@ -21,7 +21,6 @@ from gitartifacts.errors import (
 )
 from gitartifacts.gitrepo import GitRepo, find_root
 from gitartifacts.hashing import StateCache
-from gitartifacts.lineage import RunRecord, load_runs
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import (
@@ -42,7 +41,8 @@ from gitartifacts.workspace import (
     scan,
 )
 
-if TYPE_CHECKING:  # transfer pulls in asyncio: imported only by commands that move bytes
+if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
+    from gitartifacts.lineage import RunRecord
     from gitartifacts.transfer import TransferResult
 
 ProgressHook = Callable[[int], None]
@@ -231,7 +231,9 @@ class Repo:
                 f"no artifact named {name!r} in this repository",
                 hint=self._known_hint(),
             ) from None
-        return manifestmod.loads(text, what=self.manifest_relpath(name))
+        return manifestmod.loads_cached(
+            text, self.manifest_relpath(name), self.config.tmp_path / "parsed-manifests"
+        )
 
     @property
     def registry(self) -> Registry:
@@ -678,6 +680,8 @@ class Repo:
 
     def load_runs(self) -> tuple[list[RunRecord], list[tuple[str, str]]]:
         """All run records, newest first, plus (file, problem) for every corrupt one."""
+        from gitartifacts.lineage import load_runs
+
         return load_runs(self.runs_dir, self.config.tmp_path / "runs-index.json")
 
     def requested_aliases(self, name: str, digest: str) -> list[str]:

@@ -89,7 +89,8 @@ class StateCache:
         except sqlite3.Error:
             return {}
         new = tuple.__new__
-        return {row[0]: (new(FileStat, row[1:4]), row[4]) for row in rows}
+        return {path: (new(FileStat, (ino, mtime, size)), oid)
+                for path, ino, mtime, size, oid in rows}
 
     def record(self, rows: Iterable[tuple[str, FileStat, str]]) -> None:
         """Remember that each path, with that stat, has that digest."""

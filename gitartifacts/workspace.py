@@ -94,6 +94,8 @@ def scan(
             stack.append((start, prefix))
         elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             _add_file(found, start, prefix, st, link_roots)
+    filtering = bool(rules)
+    new = tuple.__new__  # this loop runs once per file: plain tuple construction is cheapest
     while stack:
         directory, prefix = stack.pop()
         try:
@@ -101,23 +103,41 @@ def scan(
         except PermissionError:
             raise InvalidPathError(f"cannot read directory {directory}: permission denied",
                                    hint="fix its permissions or --exclude it") from None
+        lead = f"{prefix}/" if prefix else ""
         for entry in entries:
             name = entry.name
-            rel = f"{prefix}/{name}" if prefix else name
             if name == ".git":  # a nested repository, or the gitlink file of a submodule
                 continue
-            if rules and rules.ignores(name, rel):
+            rel = lead + name
+            if filtering and rules.ignores(name, rel):
                 continue
-            _check_name(rel, entry.path)  # after the rules: an odd name can be --exclude'd
             if entry.is_dir(follow_symlinks=False):
                 if name == ".gart" and not prefix:
                     continue
                 stack.append((entry.path, rel))
             elif entry.is_file(follow_symlinks=False):
-                found[rel] = WorkFile(rel, entry.path, FileStat.of(entry.stat()))
+                st = entry.stat()
+                found[rel] = new(
+                    WorkFile, (rel, entry.path, new(FileStat, (st.st_ino, st.st_mtime_ns,
+                                                               st.st_size)))
+                )
             else:
                 _add_file(found, entry.path, rel, entry.stat(follow_symlinks=False), link_roots)
+    _check_names(found)  # after the rules: an odd name can be --exclude'd
     return found
+
+
+def _check_names(found: dict[str, WorkFile]) -> None:
+    """Refuse names a manifest cannot hold; one bulk check, then find the culprit."""
+    joined = "/".join(found)
+    try:
+        joined.encode("utf-8")
+        clean = CONTROL_CHARS_RE.search(joined) is None
+    except UnicodeEncodeError:
+        clean = False
+    if not clean:
+        for rel, wf in found.items():
+            _check_name(rel, wf.abspath)
 
 
 def _check_name(rel: str, abspath: str) -> None:
@@ -179,13 +199,15 @@ def compute_digests(
     """
     known = state.lookup_under(state_prefix)
     result = HashResult({})
+    digests = result.digests
     to_read: list[WorkFile] = []
-    for rel, wf in files.items():
-        cached = known.get(wf.abspath)
-        if cached is not None and cached[0] == wf.stat:
-            result.digests[rel] = (cached[1], wf.stat.size)
+    lookup = known.get
+    for rel, path, st in files.values():  # hot loop: one pass per file, locals only
+        cached = lookup(path)
+        if cached is not None and cached[0] == st:
+            digests[rel] = (cached[1], st[2])
         else:
-            to_read.append(wf)
+            to_read.append(WorkFile(rel, path, st))
     if store is not None:
         needed = {result.digests[rel][0] for rel in result.digests}
         absent = store.missing(needed)

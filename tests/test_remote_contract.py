@@ -420,9 +420,10 @@ def test_interrupted_loose_upload_is_resumed(remote: Remote, dataset: Dataset) -
         assert fresh.read(oid) == data
 
 
-def test_known_pack_indexes_are_not_read_again(remote: Remote, dataset: Dataset) -> None:
-    if remote.s3 is None:
-        pytest.skip("counts requests: S3 only")
+def test_known_pack_indexes_are_not_read_again(
+    s3: S3Bucket, dataset: Dataset, tmp_path: Path
+) -> None:
+    remote = Remote("s3", s3.url, tmp_path, s3.process_options, s3=s3)
     pushed(remote, dataset)
     first = remote.open()
     first.refresh()  # the pusher kept the index it wrote, so nothing but a listing here
