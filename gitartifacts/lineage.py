@@ -147,8 +147,8 @@ class RunRecord:
 def new_run_id(now: datetime | None = None) -> str:
     """A file-name-safe id that sorts by start time: '20261127T221500Z-3f9a1c'."""
     now = now or datetime.now(timezone.utc)
-    # The random part only has to separate runs started in the same second on different machines.
-    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    # 40 random bits: runs started in the same second (parallel CI jobs) never collide.
+    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(5)
 
 
 def is_valid_run_id(run_id: str) -> bool:
@@ -319,12 +319,10 @@ def validate_run(record: RunRecord) -> RunRecord:
 
 def write_run(runs_dir: Path, record: RunRecord) -> Path:
     """Write `<runs_dir>/<id>.yaml` atomically (temp file, fsync, rename); returns its path."""
-    from gitartifacts.safeyaml import dump  # PyYAML loads only when a record is written
-
     if not is_valid_run_id(record.id):
         raise ManifestError(f"run id {record.id!r} is not a safe file name")
     validate_run(record)
-    data = dump(_record_to_yaml_data(record)).encode("utf-8")
+    data = dump_record(record).encode("utf-8")
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     target = runs_dir / record.file_name
@@ -361,14 +359,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def dump_record(record: RunRecord) -> str:
+    """The record as YAML in JSON's flow syntax (valid YAML, one key per line).
+
+    JSON-shaped YAML reads ~50x faster (json's C parser) than block YAML through PyYAML,
+    which is what keeps a cold `gart runs` over 10,000 records fast in a fresh clone."""
+    return json.dumps(_record_to_yaml_data(record), indent=1, ensure_ascii=False) + "\n"
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
 def parse_run(data: bytes | str, file_name: str) -> RunRecord:
     """Strictly parse one record's bytes; `file_name` (its `<id>.yaml`) must match its id."""
-    # Imported here: a warm index answers queries without loading PyYAML at all.
-    from gitartifacts.safeyaml import load
-
     if len(data) > MAX_RECORD_BYTES:
         raise ManifestError(f"{file_name}: larger than {MAX_RECORD_BYTES} bytes")
-    parsed = load(data, what=file_name, max_bytes=MAX_RECORD_BYTES, max_nodes=100_000)
+    try:  # the shape gart writes; anything else (hand-written block YAML) takes the YAML path
+        parsed = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError):
+        # Imported here: a warm index answers queries without loading PyYAML at all.
+        from gitartifacts.safeyaml import load
+
+        parsed = load(data, what=file_name, max_bytes=MAX_RECORD_BYTES, max_nodes=100_000)
     try:
         record = _record_from_dict(parsed)
     except _Invalid as exc:

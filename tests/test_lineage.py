@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
-from gitartifacts import lineage
+from gitartifacts import lineage, safeyaml
 from gitartifacts.errors import ManifestError
 from gitartifacts.lineage import (
     ArtifactRef,
@@ -157,10 +158,18 @@ def test_write_then_read_round_trips_every_field(tmp_path: Path) -> None:
     assert path == tmp_path / f"{run.id}.yaml"
     assert read_run(path) == run
     text = path.read_text()
-    assert text.startswith("gart: 1\n")
-    # Times are quoted, so YAML never turns them into timestamps (which strict parsing refuses).
-    assert "started: '2026-11-27T11:00:00Z'" in text
-    assert "exit_code: 0" in text and "git_dirty: true" in text
+    # JSON-shaped YAML: read by PyYAML as the same data (so any YAML tool can read it), and
+    # times stay strings, never YAML timestamps (which strict parsing refuses).
+    assert text.startswith('{\n "gart": 1,\n')
+    data = yaml.safe_load(text)
+    assert data["started"] == "2026-11-27T11:00:00Z"
+    assert data["exit_code"] == 0 and data["git_dirty"] is True
+
+
+def test_hand_written_block_yaml_records_are_read_too(tmp_path: Path) -> None:
+    run = known_runs()[1]
+    (tmp_path / f"{run.id}.yaml").write_text(block_yaml(run))
+    assert read_run(tmp_path / f"{run.id}.yaml") == run
 
 
 def test_rewriting_a_record_is_byte_identical_and_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -211,7 +220,7 @@ def test_write_refuses_an_invalid_record_and_writes_nothing(tmp_path: Path) -> N
 def test_new_run_ids_sort_by_time_and_do_not_collide() -> None:
     early = new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
     late = new_run_id(datetime(2026, 11, 27, 22, 15, 0, tzinfo=timezone.utc))
-    assert re.fullmatch(r"20260102T030405Z-[0-9a-f]{6}", early)
+    assert re.fullmatch(r"20260102T030405Z-[0-9a-f]{10}", early)
     assert early < late
     ids = {new_run_id() for _ in range(2000)}
     assert len(ids) == 2000
@@ -221,11 +230,15 @@ def test_new_run_ids_sort_by_time_and_do_not_collide() -> None:
 # ---------------------------------------------------------------------------------------------
 # strict parsing
 
+def block_yaml(run: RunRecord) -> str:
+    """A record as a person would write it: block-style YAML."""
+    return safeyaml.dump({"gart": 1, **run.to_dict()})
+
+
 def record_text(tmp_path: Path) -> tuple[str, str]:
-    """(file name, YAML text) of a valid record to corrupt."""
+    """(file name, block-YAML text) of a valid record to corrupt."""
     run = known_runs()[1]
-    path = write_run(tmp_path / "src", run)
-    return path.name, path.read_text()
+    return f"{run.id}.yaml", block_yaml(run)
 
 
 def _alias(t: str) -> str:
@@ -425,7 +438,7 @@ def test_same_size_rewrite_with_the_old_mtime_is_still_noticed(tmp_path: Path) -
     load_runs(runs_dir, index)
     path = runs_dir / known_runs()[0].file_name
     text = path.read_text()
-    changed = text.replace("user: alice", "user: bobby")
+    changed = text.replace('"user": "alice"', '"user": "bobby"')
     assert len(changed) == len(text)
     with open(path, "r+") as fh:  # in place: same inode, same size
         fh.write(changed)
@@ -439,7 +452,7 @@ def test_a_fixed_record_comes_back_and_a_broken_one_goes(tmp_path: Path) -> None
     write_all(runs_dir, known_runs()[:2])
     path = runs_dir / known_runs()[0].file_name
     good = path.read_text()
-    path.write_text(good.replace("status: finished", "status: ???"))
+    path.write_text(good.replace('"status": "finished"', '"status": "???"'))
     age(path)
     runs, errors = load_runs(runs_dir, index)
     assert len(runs) == 1 and [n for n, _ in errors] == [path.name]
