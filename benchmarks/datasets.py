@@ -155,28 +155,18 @@ def run_record(i: int, digests: Mapping[tuple[str, int], str] | None = None) -> 
             return digests[(name, ver)]
         return "sha256:" + hashlib.sha256(f"{name}@v{ver}".encode()).hexdigest()
 
-    text = (
-        "gart: 1\n"
-        f"id: {run_id}\n"
-        f"name: {job}-{v}\n"
-        f"job_type: {job}\n"
-        "status: finished\n"
-        f"command: [python, {job}.py]\n"
-        # Quoted: an unquoted all-digit sha would load as an int under YAML 1.1.
-        "git_commit: '0000000000000000000000000000000000000000'\n"
-        "git_dirty: false\n"
-        "user: bench\n"
-        "host: bench\n"
-        f"started: '{started:%Y-%m-%dT%H:%M:%SZ}'\n"
-        f"ended: '{ended:%Y-%m-%dT%H:%M:%SZ}'\n"
-        "exit_code: 0\n"
-        "inputs:\n"
-        f"- {{name: {iname}, version: v{iver}, requested: v{iver}, "
-        f"digest: '{digest(iname, iver)}', path: {iname}}}\n"
-        "outputs:\n"
-        f"- {{name: {oname}, version: v{over}, requested: null, "
-        f"digest: '{digest(oname, over)}', path: {oname}}}\n"
-    )
+    record = {
+        "gart": 1, "id": run_id, "name": f"{job}-{v}", "job_type": job, "status": "finished",
+        "command": ["python", f"{job}.py"], "git_commit": "0" * 40, "git_dirty": False,
+        "user": "bench", "host": "bench", "started": f"{started:%Y-%m-%dT%H:%M:%SZ}",
+        "ended": f"{ended:%Y-%m-%dT%H:%M:%SZ}", "exit_code": 0,
+        "inputs": [{"name": iname, "version": f"v{iver}", "requested": f"v{iver}",
+                    "digest": digest(iname, iver), "path": iname}],
+        "outputs": [{"name": oname, "version": f"v{over}", "requested": None,
+                     "digest": digest(oname, over), "path": oname}],
+    }
+    # The shape gart's own writer produces (lineage.dump_record): JSON-style YAML.
+    text = json.dumps(record, indent=1) + "\n"
     return run_id, text
 
 

@@ -564,13 +564,14 @@ class Repo:
     def remote_remove(self, name: str) -> None:
         if name not in self.config.remotes:
             raise UsageError(f"no remote named {name!r}", hint=self._remotes_hint())
-        for local in (False, True):
-            def mutate(data: dict[str, Any]) -> None:
-                (data.get("remotes") or {}).pop(name, None)
-                if (data.get("core") or {}).get("remote") == name:
-                    data["core"].pop("remote")
+        def mutate(data: dict[str, Any]) -> None:
+            (data.get("remotes") or {}).pop(name, None)
+            if (data.get("core") or {}).get("remote") == name:
+                data["core"].pop("remote")
 
-            self._update_config(mutate, local)
+        # Both files first, then one reload: half-removed (options without a url) never loads.
+        configmod.update_config(self.root, mutate, local=True)
+        self._update_config(mutate, local=False)
 
     def remote_default(self, name: str) -> None:
         if name not in self.config.remotes:
@@ -662,9 +663,8 @@ class Repo:
             out.versions.append((version, created))
             # Aliases name the content being pushed: never move them to an older commit.
             wanted = [] if stale else list(aliases)
-            if created:  # aliases asked for by the run that logged this content
-                wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
-                           if a not in wanted]
+            wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
+                       if a not in wanted]
             for alias in wanted:
                 self.set_alias(manifest.name, version.label, alias, force=force)
             if wanted:
@@ -685,13 +685,15 @@ class Repo:
         return load_runs(self.runs_dir, self.config.tmp_path / "runs-index.json")
 
     def requested_aliases(self, name: str, digest: str) -> list[str]:
-        """Aliases that runs asked for when logging this exact artifact version."""
-        wanted: list[str] = []
-        for run in self.load_runs()[0]:
+        """Aliases that runs asked for (log_artifact(aliases=…)) and that belong to this
+        content: for each alias, the newest run requesting it decides where it points."""
+        newest: dict[str, str] = {}  # alias -> digest its newest requester logged
+        for run in self.load_runs()[0]:  # newest first
             for ref in run.outputs:
-                if ref.name == name and ref.digest == digest and ref.requested:
-                    wanted.extend(a for a in ref.requested.split(",") if a and a not in wanted)
-        return wanted
+                if ref.name == name and ref.requested:
+                    for alias in ref.requested.split(","):
+                        newest.setdefault(alias, ref.digest)
+        return sorted(alias for alias, wanted in newest.items() if wanted == digest)
 
     # -- versions and aliases -------------------------------------------------------------
 
@@ -868,7 +870,7 @@ def _transfer_error(
         f"{m.name}:{e.path}" for m in manifests for e in m.entries if e.oid in failed
     ]
     first = failed[next(iter(failed))]
-    listing = ", ".join(paths[:10]) + (f" … ({len(paths)} in all)" if len(paths) > 10 else "")
+    listing = ", ".join(paths)  # every path: the user must know exactly what is missing
     if all("missing" in reason or "not in the local cache" in reason for reason in failed.values()):
         where = "the local cache" if action == "push" else remote
         hint = (

@@ -272,8 +272,13 @@ def _fetch_packed(
         wanted = by_pack[pack_id]
         if isinstance(outcome, BaseException):
             tmp.unlink(missing_ok=True)
+            reason = (
+                f"missing on the remote ({remote.describe()}/packs/{pack_id}.pack)"
+                if isinstance(outcome, FileNotFoundError)  # its index is there, the pack not
+                else f"{_describe(outcome)} (pack {pack_id})"
+            )
             for oid in wanted:
-                result.failed[oid] = f"{_describe(outcome)} (pack {pack_id})"
+                result.failed[oid] = reason
             continue
         size = sum(packed[o].length for o in wanted)
         result.transferred += len(wanted)
@@ -298,10 +303,16 @@ def _fetch_packed(
     )
     with cache.writer() as writer:
         for oid, data in zip(ranged, datas, strict=True):
+            pack_id = packed[oid].pack_id
             try:
                 if isinstance(data, BaseException):
                     raise data
-                check_bytes(oid, data, f"{remote.describe()}: pack {packed[oid].pack_id}")
+                check_bytes(oid, data, f"{remote.describe()}: pack {pack_id}")
+            except FileNotFoundError:
+                result.failed[oid] = (
+                    f"missing on the remote ({remote.describe()}/packs/{pack_id}.pack)"
+                )
+                continue
             except (GartError, OSError) as exc:
                 result.failed[oid] = _describe(exc)
                 continue

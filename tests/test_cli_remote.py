@@ -144,11 +144,6 @@ def test_remote_add_modify_list_remove(project: Project) -> None:
     assert unknown.rc == 2 and "no remote named 'backup'" in unknown.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.remote_remove rewrites config.yaml, then reloads while config.local.yaml "
-    "still holds the remote's options (no url): the command fails half-done; reported",
-)
 def test_removing_a_remote_with_local_options(project: Project) -> None:
     project.ok("remote", "add", "storage", "s3://team-bucket/gart", "--default")
     project.ok("remote", "modify", "storage", "profile", "ci", "--local")
@@ -274,9 +269,6 @@ def test_a_corrupt_remote_object_fails_the_pull_and_touches_nothing(project: Pro
     assert git(clone, "status", "--porcelain", "--untracked-files=all") == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="api._transfer_error lists the first 10 paths only; reported"
-)
 def test_missing_objects_are_all_named(project: Project) -> None:
     remote = with_local_remote(project)
     project.commit_config()

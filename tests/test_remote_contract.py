@@ -380,12 +380,16 @@ def test_pack_without_its_file_fails_cleanly(
     remote: Remote, dataset: Dataset, tmp_path: Path
 ) -> None:
     pushed(remote, dataset)
-    remote.delete(pack_keys(remote, ".pack")[0])
-    cache = make_cache(tmp_path / "clone-cache")
-    result = transfer.fetch(remote.open(), cache, set(dataset.all))
-    assert set(result.failed) == set(dataset.small)
-    assert_nothing_placed(cache, set(dataset.small))
-    assert cache.missing(set(dataset.large)) == set()
+    pack = pack_keys(remote, ".pack")[0]
+    remote.delete(pack)
+    few = set(sorted(dataset.small)[:2])
+    for wanted in (set(dataset.all), few):  # whole-pack download, then byte ranges
+        cache = make_cache(tmp_path / f"clone-cache-{len(wanted)}")
+        result = transfer.fetch(remote.open(), cache, wanted)
+        assert set(result.failed) == wanted & set(dataset.small)
+        assert {f"missing on the remote ({remote.url}/{pack})"} == set(result.failed.values())
+        assert_nothing_placed(cache, set(result.failed))
+        assert cache.missing(wanted & set(dataset.large)) == set()
 
 
 # -- interrupted transfers -------------------------------------------------------------

@@ -266,9 +266,6 @@ def test_push_publishes_the_logged_version_and_applies_the_requested_aliases(
     assert git(root, "show-ref", "--tags") == before
 
 
-@pytest.mark.xfail(strict=True, reason="api.Repo.push applies a run's requested aliases only "
-                   "when it creates the version; logging content that is already published "
-                   "never gets the alias (W&B would move it onto the existing version)")
 def test_aliases_requested_for_already_published_content_are_applied(
     published: World, gart: Callable[..., GartResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
