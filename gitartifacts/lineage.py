@@ -145,10 +145,12 @@ class RunRecord:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A file-name-safe id that sorts by start time: '20261127T221500Z-3f9a1c'."""
-    now = now or datetime.now(timezone.utc)
-    # 40 random bits: runs started in the same second (parallel CI jobs) never collide.
-    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(5)
+    """A file-name-safe id that sorts by start time to the millisecond:
+    '20261127T221500123Z-3f9a1c2b' (runs of one second keep their order)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    # 32 random bits: runs started in the same millisecond on different machines never collide.
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
+    return f"{stamp}-{secrets.token_hex(4)}"
 
 
 def is_valid_run_id(run_id: str) -> bool:

@@ -220,7 +220,7 @@ def test_write_refuses_an_invalid_record_and_writes_nothing(tmp_path: Path) -> N
 def test_new_run_ids_sort_by_time_and_do_not_collide() -> None:
     early = new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
     late = new_run_id(datetime(2026, 11, 27, 22, 15, 0, tzinfo=timezone.utc))
-    assert re.fullmatch(r"20260102T030405Z-[0-9a-f]{10}", early)
+    assert re.fullmatch(r"20260102T030405000Z-[0-9a-f]{8}", early)
     assert early < late
     ids = {new_run_id() for _ in range(2000)}
     assert len(ids) == 2000

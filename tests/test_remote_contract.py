@@ -249,13 +249,15 @@ def test_missing_on_an_empty_remote_costs_a_listing_or_two(remote: Remote) -> No
 def test_second_push_sends_nothing(remote: Remote, dataset: Dataset) -> None:
     pushed(remote, dataset)
     keys = remote.keys()
-    result = transfer.push(dataset.cache, remote.open(), set(dataset.all))
+    store = remote.open()
+    remote.requests()
+    result = transfer.push(dataset.cache, store, set(dataset.all))
+    requests = remote.requests()  # before keys(): listing through boto3 resets the log
     assert (result.transferred, result.present, result.failed) == (0, SMALL + LARGE, {})
     assert remote.keys() == keys
-    requests = remote.requests()
     if requests is not None:
         print(f"\nno-op push of {SMALL + LARGE} objects: {len(requests)} S3 requests")
-        assert len(requests) <= 3, requests
+        assert len(requests) <= 1 + LARGE, requests  # listing packs/, one HEAD per loose
 
 
 def test_push_of_new_objects_adds_a_pack(remote: Remote, dataset: Dataset, tmp_path: Path) -> None:
