@@ -538,7 +538,7 @@ class Repo:
         self, name: str, key: str, value: str | None, local: bool = False, unset: bool = False
     ) -> None:
         """Set (or unset) one option of a remote, e.g. endpoint_url or profile."""
-        from gitartifacts.remote import check_option, check_url
+        from gitartifacts.remote import check_option, check_options, check_url
 
         if name not in self.config.remotes:
             raise UsageError(f"no remote named {name!r}", hint=self._remotes_hint())
@@ -548,6 +548,10 @@ class Repo:
             check_option(key, local)
             if key == "url":
                 check_url(value)
+            else:  # a misspelt option fails now, not at the first push
+                current = self.config.remotes[name]
+                check_options(configmod.RemoteConfig(
+                    name, current.url, {**current.options, key: _option_value(value)}))
 
         def mutate(data: dict[str, Any]) -> None:
             remotes = data.setdefault("remotes", {})

@@ -271,13 +271,18 @@ def serialize_index(entries: dict[str, PackLocation] | Iterable[tuple[str, int, 
     return bytes(body)
 
 
-def parse_index(data: bytes, pack_id: str) -> dict[str, PackLocation]:
-    """Read a .idx, checking its magic and checksum; a damaged index is refused whole."""
+def check_index(data: bytes, pack_id: str) -> None:
+    """Refuse a damaged or foreign .idx (checksum, magic, length)."""
     if len(data) < _INDEX_HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
         raise CorruptObjectError(f"pack index {pack_id}.idx is damaged (checksum mismatch)")
     magic, count = _INDEX_HEADER.unpack_from(data)
     if magic != INDEX_MAGIC or len(data) != _INDEX_HEADER.size + count * _INDEX_ENTRY.size + 32:
         raise CorruptObjectError(f"pack index {pack_id}.idx has an unknown format")
+
+
+def parse_index(data: bytes, pack_id: str) -> dict[str, PackLocation]:
+    """Read a .idx, checking its magic and checksum; a damaged index is refused whole."""
+    check_index(data, pack_id)
     out: dict[str, PackLocation] = {}
     for raw, offset, length in _INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER.size : -32]):
         out[raw.hex()] = PackLocation(pack_id, offset, length)
@@ -344,7 +349,7 @@ class ObjectStore:
         if cached is not None:
             try:
                 data = cached.read_bytes()
-                parse_index(data, pack_id)
+                check_index(data, pack_id)
                 return data
             except (OSError, CorruptObjectError):
                 pass

@@ -82,6 +82,13 @@ def open_store(remote: RemoteConfig, base: Path, index_cache_root: Path) -> Obje
     return ObjectStore(backend, index_cache=index_cache, pack_target=REMOTE_PACK_TARGET)
 
 
+def check_options(remote: RemoteConfig) -> None:
+    """Refuse option names the remote's backend would not accept, before they are saved."""
+    scheme = scheme_of(remote.url)
+    if scheme in ("s3", "s3a"):
+        _check_s3_options(remote, _backend_options(scheme, remote.options))
+
+
 def filesystem(remote: RemoteConfig) -> tuple[Any, str]:
     """fsspec filesystem and root path for a remote URL, with install hints on failure."""
     scheme = scheme_of(remote.url)

@@ -217,6 +217,8 @@ def compute_digests(
     if progress and len(files) > len(to_read):
         progress(len(files) - len(to_read))
     if not to_read:
+        if not state.last_from_snapshot:
+            _save_snapshot(state, state_prefix, files, digests)
         return result
     threshold = store.pack_threshold if store is not None else 1 << 20
     small = [wf for wf in to_read if wf.stat.size < threshold]
@@ -244,7 +246,21 @@ def compute_digests(
         result.stored = writer.objects_written
     result.hashed = len(to_read)
     state.record(fresh)
+    _save_snapshot(state, state_prefix, files, digests)
     return result
+
+
+def _save_snapshot(
+    state: StateCache, prefix: str, files: dict[str, WorkFile], digests: dict[str, tuple[str, int]]
+) -> None:
+    """Keep this complete scan as the tree's snapshot, unless a file changed while read."""
+    entries = {}
+    for rel, path, st in files.values():
+        digest = digests.get(rel)
+        if digest is None or digest[1] != st[2]:
+            return  # a file changed under us: do not remember this tree
+        entries[path] = (st, digest[0])
+    state.save_snapshot(prefix, entries)
 
 
 def _restat(wf: WorkFile, size_read: int) -> FileStat:

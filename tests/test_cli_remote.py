@@ -152,6 +152,16 @@ def test_removing_a_remote_with_local_options(project: Project) -> None:
     assert "storage" not in (project.work / ".gart" / "config.local.yaml").read_text()
 
 
+def test_a_misspelt_option_is_refused_by_remote_modify(project: Project) -> None:
+    project.ok("remote", "add", "storage", "s3://team-bucket/gart", "--default")
+    config = project.work / ".gart" / "config.yaml"
+    before = config.read_text()
+    result = project.gart("remote", "modify", "storage", "endpoint", "http://127.0.0.1:9000")
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert "did you mean 'endpoint_url'" in result.err
+    assert config.read_text() == before  # nothing saved
+
+
 def test_a_remote_with_a_missing_backend_gets_an_install_hint(project: Project) -> None:
     project.ok("remote", "add", "gcs", "gs://bucket/gart", "--default")
     result = project.gart("push")
