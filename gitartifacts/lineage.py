@@ -38,7 +38,9 @@ _ARTIFACT_NAME_RE = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _VERSION_RE = re.compile(r"v(?:0|[1-9][0-9]*)")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z"
+)
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 _RECORD_KEYS: tuple[str, ...] = (
@@ -185,12 +187,13 @@ def _text(value: Any, key: str, *, optional: bool = False, max_len: int = 256) -
 def _time(value: Any, key: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
+    match = _TIME_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise _Invalid(
             f"{key!r} must be a quoted UTC time like '2026-01-31T23:59:59Z', not {_show(value)}"
         )
-    try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    try:  # datetime() checks the calendar; strptime would be 10x slower per record
+        datetime(*map(int, match.groups()))
     except ValueError:
         raise _Invalid(f"{key!r} is not a real date and time: {value!r}") from None
     return value
@@ -470,11 +473,11 @@ def _write_index(index_path: Path, files: dict[str, tuple[list[int], RunRecord |
         fd, tmp = tempfile.mkstemp(prefix=".runs-index.", suffix=".tmp", dir=index_path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(
+                # dumps, not dump: only the one-shot call uses json's C encoder (10x faster).
+                fh.write(json.dumps(
                     {"index": INDEX_VERSION, "refs": refs, "files": out},
-                    fh,
                     separators=(",", ":"),
-                )
+                ))
             os.replace(tmp, index_path)
         except BaseException:
             try:
