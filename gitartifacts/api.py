@@ -761,14 +761,28 @@ class Repo:
         path_prefix: str | None = None,
         force: bool = False,
         progress: ProgressHook | None = None,
+        dry_run: bool = False,
     ) -> list[tuple[Manifest, TransferResult, CheckoutPlan]]:
-        """Fetch, verify, then check out each artifact (into `to` when given)."""
+        """Fetch, verify, then check out each artifact (into `to` when given).
+
+        With `dry_run`, only resolve and plan: the result's `transferred` counts the objects
+        that would be downloaded, and the plan the files that would be written."""
+        from gitartifacts.transfer import TransferResult
+
         if to is not None and len(specs) > 1:
             raise UsageError("--to takes one artifact", hint="pull them one at a time")
         out = []
         for spec in specs:
-            (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
-            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix)
+            if dry_run:
+                manifest = _only_prefix(
+                    spec if isinstance(spec, Manifest) else self.resolve(spec), path_prefix)
+                oids = {e.oid for e in manifest.entries}
+                absent = self.cache.missing(oids)
+                result = TransferResult(transferred=len(absent), present=len(oids) - len(absent))
+            else:
+                (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
+            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix,
+                                 dry_run=dry_run)
             out.append((manifest, result, plan))
         return out
 

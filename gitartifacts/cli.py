@@ -514,14 +514,16 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
 
 def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
                checkout: bool, to: str | None = None, prefix: str | None = None,
-               force: bool = False) -> list[dict[str, Any]]:
+               force: bool = False, dry_run: bool = False) -> list[dict[str, Any]]:
     repo = open_repo()
     rows = []
     with state.bar(None, "pull" if checkout else "fetch", unit="B", scale=True) as bar:
         if checkout:
             for manifest, t, plan in repo.pull(list(specs), remote=remote_name, jobs=jobs, to=to,
-                                               path_prefix=prefix, force=force, progress=bar):
+                                               path_prefix=prefix, force=force, progress=bar,
+                                               dry_run=dry_run):
                 rows.append({"name": manifest.name, "digest": manifest.digest,
+                             "dry_run": dry_run, "conflicts": plan.conflicts,
                              "downloaded": t.transferred, "bytes": t.bytes,
                              "written": len(plan.write), "deleted": len(plan.delete),
                              "unchanged": plan.unchanged})
@@ -542,11 +544,13 @@ def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jo
 @click.option("-f", "--force", is_flag=True, help="Overwrite files changed in the working tree.")
 @click.option("--repo", "repo_url", metavar="GIT_URL",
               help="Read the artifact from another git repository, without cloning it.")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Resolve and plan only: say what would be downloaded and written.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_state
 def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
          to: str | None, path_prefix: str | None, force: bool, repo_url: str | None,
-         as_json: bool) -> None:
+         dry_run: bool, as_json: bool) -> None:
     """Download an artifact's objects (verified) and check its files out.
 
     NAME is the manifest in the working tree; NAME@vN, NAME@latest, NAME@ALIAS (or
@@ -561,14 +565,24 @@ def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: in
       gart pull raw-images@production --repo git@github.com:team/data.git --to data/
     """
     if repo_url is not None:
+        if dry_run:
+            raise errors.UsageError("--dry-run does not combine with --repo",
+                                    hint="use `gart versions NAME --repo URL` to look first")
         rows = [_pull_foreign(state, repo_url, spec, remote_name, jobs, to, path_prefix, force)
                 for spec in specs]
     else:
-        rows = _pull_like(state, specs, remote_name, jobs, True, to, path_prefix, force)
+        rows = _pull_like(state, specs, remote_name, jobs, True, to, path_prefix, force,
+                          dry_run)
     if as_json:
         emit_json(rows)
         return
     for row in rows:
+        if dry_run:  # a report the user asked for: stdout
+            conflicts = f"; {len(row['conflicts'])} conflict(s)" if row["conflicts"] else ""
+            click.echo(f"{row['name']} {row['digest'][:19]}: would download "
+                       f"{row['downloaded']} object(s), write {row['written']} file(s), "
+                       f"delete {row['deleted']}{conflicts}")
+            continue
         state.say(f"{row['name']}: downloaded {row['downloaded']} object(s), "
                   f"{human_size(row['bytes'])}; {row['written']} file(s) written")
 

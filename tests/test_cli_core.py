@@ -584,3 +584,18 @@ def test_help_shows_examples_for_every_command(gart: Gart, repo: Path) -> None:
     assert bad == [], f"--help without exit 0 and an example: {bad}"
     sub = ok(gart("add", "--help"))
     assert "Example" in sub.out and "gart add data/" in sub.out
+
+
+def test_pull_dry_run_plans_without_writing(repo: Path, gart: Gart,
+                                            make_dataset: Dataset) -> None:
+    data = make_dataset(repo / "data", files=6)
+    ok(gart("add", "data"))
+    git(repo, "commit", "-q", "-m", "data")
+    shutil.rmtree(repo / "data")
+    plan = ok(gart("pull", "data@HEAD", "--dry-run"))
+    assert f"write {len(data)} file(s)" in plan.out and "download 0 object(s)" in plan.out
+    assert not (repo / "data").exists()  # nothing written
+    report = json.loads(ok(gart("pull", "data@HEAD", "--dry-run", "--json")).out)
+    assert report[0]["dry_run"] is True and report[0]["written"] == len(data)
+    ok(gart("pull", "data@HEAD"))  # all in the cache: no remote needed
+    assert read_tree(repo / "data") == data
