@@ -231,9 +231,11 @@ class Repo:
                 f"no artifact named {name!r} in this repository",
                 hint=self._known_hint(),
             ) from None
-        return manifestmod.loads_cached(
-            text, self.manifest_relpath(name), self.config.tmp_path / "parsed-manifests"
-        )
+        return manifestmod.loads_cached(text, self.manifest_relpath(name), self._parsed_manifests)
+
+    @property
+    def _parsed_manifests(self) -> Path:
+        return self.config.tmp_path / "parsed-manifests"
 
     @property
     def registry(self) -> Registry:
@@ -258,8 +260,10 @@ class Repo:
         path = self.manifest_path(manifest.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(manifestmod.dumps(manifest), encoding="utf-8")
+        data = manifestmod.dumps(manifest).encode("utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
+        manifestmod.remember(data, manifest, self._parsed_manifests)
         return path
 
     def _known_hint(self) -> str:
@@ -953,13 +957,12 @@ class ForeignRepo:
     def __init__(self, url: str) -> None:
         import hashlib
 
-        from gitartifacts.gitrepo import fetch_ref_shallow, init_bare
+        from gitartifacts.gitrepo import init_bare
 
         self.url = url
         key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
         self.home = configmod.user_cache_dir()
         self.git_dir = self.home / "repos" / key
-        self._fetch_ref = fetch_ref_shallow
         self.git = init_bare(self.git_dir)
         self.registry = Registry(self.git, remote=None)
 
@@ -978,10 +981,10 @@ class ForeignRepo:
         if self.registry.resolve(parsed.name, ref) is None and not (
             VERSION_RE.fullmatch(ref) or ref == "latest"
         ):
-            from gitartifacts.gitrepo import RevisionNotFoundError
+            from gitartifacts.gitrepo import RevisionNotFoundError, fetch_ref_shallow
 
             try:
-                self._fetch_ref(self.url, ref, self.git_dir)  # a branch or full commit sha
+                fetch_ref_shallow(self.url, ref, self.git_dir)  # a branch or full commit sha
             except RevisionNotFoundError:
                 raise ArtifactNotFoundError(
                     f"{parsed.name}@{ref} is neither a version, an alias nor a branch of "

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitartifacts import safeyaml
 from gitartifacts.errors import ConfigError, NotARepositoryError
 
 GART_DIR = ".gart"
@@ -78,7 +77,7 @@ def read_raw(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    data = safeyaml.load(text, what=str(path), max_bytes=1 << 20)
+    data = _load_yaml_cached(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -92,11 +91,40 @@ def read_raw(path: Path) -> dict[str, Any]:
     return data
 
 
+def _load_yaml_cached(text: bytes, path: Path) -> Any:
+    """Strict YAML, remembered under the sha256 of the bytes in .gart/tmp/parsed-config/.
+
+    Every command reads the config; a hit skips importing and running PyYAML (~20 ms of a
+    `gart status` that should take a few hundred)."""
+    import hashlib
+    import marshal
+
+    key = hashlib.sha256(text).hexdigest()
+    cached = path.parent / "tmp" / "parsed-config" / key
+    try:
+        return marshal.loads(cached.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    from gitartifacts import safeyaml
+
+    data = safeyaml.load(text, what=str(path), max_bytes=1 << 20)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{key}.{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(data))
+        os.replace(tmp, cached)
+    except (OSError, ValueError):
+        pass  # only a cache
+    return data
+
+
 def write_raw(path: Path, data: dict[str, Any]) -> None:
     """Write a config mapping atomically, `gart: 1` first."""
     body = {"gart": 1, **{k: v for k, v in data.items() if k != "gart"}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    from gitartifacts import safeyaml
+
     tmp.write_text(safeyaml.dump(body), encoding="utf-8")
     os.replace(tmp, path)
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
-import getpass
 import os
 import re
-import socket
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -230,7 +228,7 @@ class GitRepo:
                 or setting("user", "email")
                 or env("GIT_AUTHOR_EMAIL")
                 or env("EMAIL")
-                or f"{login}@{socket.gethostname()}"
+                or f"{login}@{_hostname()}"
             )
             return f"{name} <{email}>"
 
@@ -758,7 +756,15 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _hostname() -> str:
+    import socket  # only when git knows no email: keeps gitrepo cheap to import
+
+    return socket.gethostname()
+
+
 def _login() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # containers without a passwd entry

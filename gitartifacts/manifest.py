@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gitartifacts import safeyaml
 from gitartifacts.errors import GartError, ManifestError
 from gitartifacts.paths import (
     CONTROL_CHARS_RE,
@@ -123,6 +122,8 @@ def loads(text: str | bytes, what: str = "manifest") -> Manifest:
 
 
 def _loads(text: str | bytes, what: str) -> Manifest:
+    from gitartifacts import safeyaml  # not at import: a cached manifest needs no YAML parser
+
     data = safeyaml.load(text, what=what, max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(data, dict):
         raise ManifestError(f"{what}: expected a mapping")
@@ -255,7 +256,9 @@ _PLAIN_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 def _scalar(value: str) -> str:
     """A string as YAML: plain when unambiguous, else JSON-style double quotes (valid YAML)."""
     # The YAML resolver itself decides: regexes of our own miss forms like 0x1F or 0b101.
-    if _PLAIN_RE.fullmatch(value) and safeyaml.reads_as_string(value):
+    from gitartifacts.safeyaml import reads_as_string
+
+    if _PLAIN_RE.fullmatch(value) and reads_as_string(value):
         return value
     quoted = json.dumps(value, ensure_ascii=False)
     # json leaves C1 controls and U+2028/9 raw; YAML readers would fold or refuse them.
@@ -322,6 +325,17 @@ def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
     except (OSError, ValueError, EOFError, TypeError):
         pass  # absent or unreadable: parse the bytes again
     manifest = loads(data, what)
+    remember(data, manifest, cache_dir)
+    return manifest
+
+
+def remember(data: bytes, manifest: Manifest, cache_dir: Path) -> None:
+    """Record that `data` (exactly these bytes) parses to `manifest`; see `loads_cached`.
+
+    Writers call it with the canonical text they just wrote, so the first read after
+    `gart add` is as fast as later ones."""
+    key = hashlib.sha256(data).hexdigest()
+    path = cache_dir / key[:2] / key
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = marshal.dumps((
@@ -333,5 +347,4 @@ def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
         tmp.write_bytes(blob)
         os.replace(tmp, path)
     except (OSError, ValueError):
-        pass  # the cache only saves time; never fail a read because of it
-    return manifest
+        pass  # the cache only saves time; never fail because of it

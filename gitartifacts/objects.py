@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import stat
 import struct
 import time
@@ -44,7 +43,7 @@ def loose_key(oid: str) -> str:
 
 def temp_name(directory: str) -> str:
     """A unique temporary name beside the final one, so a rename into place is atomic."""
-    return f"{directory}/{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    return f"{directory}/{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
 
 class PackLocation(NamedTuple):

@@ -9,7 +9,6 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -223,6 +222,8 @@ def compute_digests(
     threshold = store.pack_threshold if store is not None else 1 << 20
     small = [wf for wf in to_read if wf.stat.size < threshold]
     large = [wf for wf in to_read if wf.stat.size >= threshold]
+    from concurrent.futures import ThreadPoolExecutor  # only when something must be read
+
     fresh: list[tuple[str, FileStat, str]] = []
     writer = store.writer() if store is not None else None
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
