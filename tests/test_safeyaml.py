@@ -153,7 +153,11 @@ def test_deep_nesting_is_refused_without_crashing_the_process() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("refused: deep.yaml: nested deeper") == 2
+    # Refused by our depth cap or, on PyYAML >= 6.0.4, by its own: either way, one line each.
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(
+        line.startswith("refused: deep.yaml:") and "nest" in line for line in lines
+    ), done.stdout
 
 
 def test_several_documents_are_refused() -> None:
