@@ -781,6 +781,7 @@ def run(state: State, stage_or_command: tuple[str, ...], inputs: tuple[str, ...]
     GART_RUN_ID and GART_INPUT_<NAME> (each input's directory) in its environment. On exit 0
     each output is added like `gart add`; the record goes to .gart/runs/<id>.yaml either
     way. The command's output and exit code pass through (127: command not found).
+    gart's own options go before the stage or command: everything after it is the command's.
 
     \b
     Examples:

@@ -282,10 +282,15 @@ def check_index(data: bytes, pack_id: str) -> None:
 def parse_index(data: bytes, pack_id: str) -> dict[str, PackLocation]:
     """Read a .idx, checking its magic and checksum; a damaged index is refused whole."""
     check_index(data, pack_id)
-    out: dict[str, PackLocation] = {}
-    for raw, offset, length in _INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER.size : -32]):
-        out[raw.hex()] = PackLocation(pack_id, offset, length)
-    return out
+    return _index_rows(data, pack_id)
+
+
+def _index_rows(data: bytes, pack_id: str) -> dict[str, PackLocation]:
+    new = tuple.__new__
+    return {
+        raw.hex(): new(PackLocation, (pack_id, offset, length))
+        for raw, offset, length in _INDEX_ENTRY.iter_unpack(data[_INDEX_HEADER.size : -32])
+    }
 
 
 ProgressHook = Callable[[int], None]
@@ -306,8 +311,11 @@ class ObjectStore:
         self.index_cache = index_cache
         self.pack_threshold = pack_threshold
         self.pack_target = pack_target
-        self._packed: dict[str, PackLocation] | None = None
+        self._packed: dict[str, PackLocation] | None = None  # built on first need
         self._pack_ids: set[str] = set()
+        self._indexes: dict[str, bytes] = {}  # pack id -> its validated .idx bytes
+        self._oids: set[str] = set()  # every packed oid: membership without locations
+        self._refreshed = False
 
     @classmethod
     def local(cls, root: Path, **options: Any) -> ObjectStore:
@@ -325,23 +333,41 @@ class ObjectStore:
     @property
     def packed(self) -> dict[str, PackLocation]:
         """oid -> location for every packed object (indexes read once, then kept)."""
-        if self._packed is None:
+        if not self._refreshed:
             self.refresh()
-        assert self._packed is not None
+        if self._packed is None:
+            packed: dict[str, PackLocation] = {}
+            for pack_id, data in self._indexes.items():
+                packed.update(_index_rows(data, pack_id))
+            self._packed = packed
         return self._packed
+
+    @property
+    def packed_oids(self) -> set[str]:
+        """Every packed oid; cheaper than `packed` when only membership matters (status)."""
+        if not self._refreshed:
+            self.refresh()
+        return self._oids
 
     def refresh(self) -> None:
         """Re-list the pack indexes; indexes never change, so only new ones are read."""
-        packed = self._packed if self._packed is not None else {}
         for name in self.backend.list("packs"):
             if not name.endswith(".idx"):
                 continue
             pack_id = name[:-4]
-            if pack_id in self._pack_ids:
-                continue
-            packed.update(parse_index(self._read_index(pack_id), pack_id))
-            self._pack_ids.add(pack_id)
-        self._packed = packed
+            if pack_id not in self._pack_ids:
+                self._add_index(pack_id, self._read_index(pack_id))
+        self._refreshed = True
+
+    def _add_index(self, pack_id: str, data: bytes) -> None:
+        self._indexes[pack_id] = data
+        hexed = data[_INDEX_HEADER.size : -32].hex()
+        step = _INDEX_ENTRY.size * 2
+        self._oids.update(hexed[i : i + 64] for i in range(0, len(hexed), step))
+        if self._packed is not None:
+            for oid, loc in _index_rows(data, pack_id).items():
+                self._packed.setdefault(oid, loc)
+        self._pack_ids.add(pack_id)
 
     def _read_index(self, pack_id: str) -> bytes:
         cached = self.index_cache / f"{pack_id}.idx" if self.index_cache else None
@@ -353,6 +379,7 @@ class ObjectStore:
             except (OSError, CorruptObjectError):
                 pass
         data = self.backend.read(f"packs/{pack_id}.idx")
+        check_index(data, pack_id)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(temp_name(str(cached.parent)))
@@ -383,11 +410,11 @@ class ObjectStore:
                 digest.update(chunk)
         if digest.hexdigest() != pack_id:
             raise CorruptObjectError(f"downloaded pack {pack_id} is corrupt (hash mismatch)")
-        entries = parse_index(index, pack_id)
+        check_index(index, pack_id)
         (root / "packs").mkdir(parents=True, exist_ok=True)
         os.replace(pack_file, root / "packs" / f"{pack_id}.pack")
         self.backend.write(f"packs/{pack_id}.idx", index)
-        self._register_pack(pack_id, entries)
+        self._register_pack(pack_id, index)
 
     def install_loose(self, oid: str, file: Path) -> None:
         """Adopt a downloaded loose object (local stores) after checking its bytes."""
@@ -402,12 +429,11 @@ class ObjectStore:
         os.replace(file, final)
 
     def has(self, oid: str) -> bool:
-        return oid in self.packed or self.backend.exists(loose_key(oid))
+        return oid in self.packed_oids or self.backend.exists(loose_key(oid))
 
     def missing(self, oids: Collection[str]) -> set[str]:
         """Which of `oids` the store lacks: packed lookups, then probes or prefix listings."""
-        packed = self.packed
-        rest = {oid for oid in oids if oid not in packed}
+        rest = set(oids) - self.packed_oids
         if not rest:
             return set()
         if len(rest) < LIST_INSTEAD_OF_PROBE:
@@ -496,12 +522,10 @@ class ObjectStore:
     def writer(self, auto_flush: bool = True) -> ObjectWriter:
         return ObjectWriter(self, auto_flush=auto_flush)
 
-    def _register_pack(self, pack_id: str, entries: dict[str, PackLocation]) -> None:
-        if self._packed is None:
+    def _register_pack(self, pack_id: str, index: bytes) -> None:
+        if not self._refreshed:
             return  # nothing loaded yet: the next refresh() reads this pack's index too
-        for oid, loc in entries.items():
-            self._packed.setdefault(oid, loc)
-        self._pack_ids.add(pack_id)
+        self._add_index(pack_id, index)
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -510,6 +534,9 @@ class ObjectStore:
         problems: list[str] = []
         self._packed = None
         self._pack_ids = set()
+        self._indexes = {}
+        self._oids = set()
+        self._refreshed = False
         try:
             self.refresh()
         except CorruptObjectError as exc:
@@ -591,7 +618,7 @@ class ObjectWriter:
 
     def add_bytes(self, oid: str, data: bytes) -> None:
         """Store an object whose bytes are in memory (the caller has verified `oid`)."""
-        if oid in self._entries or oid in self.store.packed:
+        if oid in self._entries or oid in self.store.packed_oids:
             return
         if len(data) >= self.store.pack_threshold:
             self.store.backend.write(loose_key(oid), data)
@@ -683,7 +710,7 @@ class ObjectWriter:
             tmp = Path(temp_name(str(self.store.index_cache)))
             tmp.write_bytes(index)
             os.replace(tmp, self.store.index_cache / f"{pack_id}.idx")
-        self.store._register_pack(pack_id, entries)
+        self.store._register_pack(pack_id, index)
         self.packs_written.append(pack_id)
         self.packed_written += len(entries)
         self.discard()
