@@ -916,6 +916,25 @@ def runs(job_type: str | None, artifact: str | None, limit: int | None, as_json:
                    f"in: {ins or '-'}  out: {outs or '-'}")
 
 
+def _quiet_here(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(State).quiet = True  # type: ignore[union-attr]
+
+
+def _add_quiet_everywhere(group: click.Group) -> None:
+    """`gart push -q` as well as `gart -q push`: every command takes -q/--quiet."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _add_quiet_everywhere(command)
+        command.params.append(click.Option(
+            ["-q", "--quiet"], is_flag=True, expose_value=False, callback=_quiet_here,
+            help="No progress bars or messages on stderr.",
+        ))
+
+
+_add_quiet_everywhere(cli)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every expected failure into one line + exit code."""
     # A gart process is short-lived and builds large acyclic tables (one tuple per file);
