@@ -187,6 +187,7 @@ class Registry:
             versions = self.versions(name)
             existing = next((v for v in versions if v.digest == manifest.digest), None)
             if existing is not None:
+                self._share(existing)
                 return existing, False
             number = versions[-1].number + 1 if versions else 0
             tag = f"{name}@v{number}"
@@ -217,6 +218,14 @@ class Registry:
             f"could not publish {name}: {PUBLISH_ATTEMPTS} attempts lost to concurrent publishers",
             hint="re-run `gart push`",
         )
+
+    def _share(self, version: Version) -> None:
+        """Push a version tag origin lacks: one published while the clone had no origin."""
+        if self.remote is None or version.tag in self.git.remote_tags(version.tag, self.remote):
+            return
+        local = self.git.list_tags(version.tag).get(version.tag)
+        if local is not None:
+            self.git.push_tags({version.tag: (None, local.ref_sha)}, remote=self.remote)
 
     def _version_of(self, name: str, number: int) -> Version:
         return next(v for v in self.versions(name) if v.number == number)

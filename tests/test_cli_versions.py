@@ -346,6 +346,21 @@ def test_without_a_git_remote_tags_stay_local_and_it_says_so(repo: Path, tmp_pat
     assert pulled.rc == 0 and read_tree(repo / "out") == data, pulled.err
 
 
+def test_versions_published_without_origin_reach_it_once_it_exists(
+        repo: Path, tmp_path: Path, gart: Gart) -> None:
+    assert gart("remote", "add", "storage", tmp_path / "store", "--default").rc == 0
+    write_data(repo, 0)
+    assert gart("add", "data", "--name", NAME).rc == 0
+    git(repo, "commit", "-q", "-m", "data")
+    assert gart("push").rc == 0  # no origin yet: raw@v0 is local only
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    again = gart("push")
+    assert again.rc == 0 and "already published as v0" in again.err, again.err
+    assert list(tags_on(origin)) == ["raw@v0"]  # shared now, not silently kept local
+
+
 # -- races between real processes ----------------------------------------------------------
 
 # Both processes stop in git's pre-push hook (after gart fetched tags and tagged locally,
