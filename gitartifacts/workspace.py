@@ -16,11 +16,17 @@ from typing import NamedTuple
 from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundError
 from gitartifacts.hashing import FileStat, StateCache, hash_file
 from gitartifacts.manifest import Entry, Manifest
-from gitartifacts.objects import ObjectStore, ObjectWriter, check_bytes, temp_name
+from gitartifacts.objects import (
+    NO_REFLINK,
+    ObjectStore,
+    ObjectWriter,
+    check_bytes,
+    reflink,
+    temp_name,
+)
 from gitartifacts.paths import CONTROL_CHARS_RE
 
 HASH_BATCH = 256
-FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 ProgressHook = Callable[[int], None]
 
@@ -404,8 +410,7 @@ class Placer:
                 if _link(kind, source, tmp, entry.oid):
                     break
             except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY,
-                                     errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.EBADF):
+                if exc.errno not in NO_REFLINK and exc.errno != errno.EMLINK:
                     raise
             # This link type does not work on this filesystem: stop trying it.
             self.link_types.remove(kind)
@@ -419,10 +424,8 @@ class Placer:
 
 def _link(kind: str, source: Path, tmp: str, oid: str) -> bool:
     if kind == "reflink":
-        import fcntl
-
-        with open(source, "rb") as src, open(tmp, "xb") as dst:
-            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        if not reflink(source, tmp):
+            raise OSError(errno.EOPNOTSUPP, "reflink not supported here", str(source))
         return True
     if kind == "hardlink":
         os.link(source, tmp)
