@@ -20,11 +20,12 @@ from gitartifacts.errors import (
     UsageError,
 )
 from gitartifacts.gitrepo import GitRepo, find_root
-from gitartifacts.hashing import StateCache
+from gitartifacts.hashing import FileStat, StateCache
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import (
     VERSION_RE,
+    check_relative_path,
     parse_spec,
     validate_alias,
     validate_name,
@@ -140,8 +141,6 @@ class Artifact:
             self._put(f"{name.strip('/')}/{rel}" if name else rel, Path(wf.abspath))
 
     def _put(self, artifact_path: str, local: Path) -> None:
-        from gitartifacts.paths import check_relative_path
-
         check_relative_path(artifact_path, "artifact path")
         self.files[artifact_path] = local
 
@@ -377,7 +376,7 @@ class Repo:
         if path is None:
             path = _natural_root(self.root, artifact.files) or f"artifacts/{artifact.name}"
         files = {
-            rel: WorkFile(rel, os.path.abspath(local), _filestat(local))
+            rel: WorkFile(rel, os.path.abspath(local), FileStat.of(os.stat(local)))
             for rel, local in artifact.files.items()
         }
         result = compute_digests(files, self.state, "/", store=self.cache, jobs=self.config.jobs)
@@ -814,12 +813,6 @@ def default_name(rel: str) -> str:
 
 def _state_prefix(root: Path) -> str:
     return os.path.join(os.path.abspath(root), "")
-
-
-def _filestat(path: Path) -> Any:
-    from gitartifacts.hashing import FileStat
-
-    return FileStat.of(os.stat(path))
 
 
 def _join(root: str, item: str) -> str:

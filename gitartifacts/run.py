@@ -11,6 +11,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,10 +186,10 @@ def execute(
         raise
     except FileNotFoundError:
         exit_code = COMMAND_NOT_FOUND
-        print(f"gart: command not found: {command[0]}", flush=True, file=_stderr())
+        print(f"gart: command not found: {command[0]}", flush=True, file=sys.stderr)
     except PermissionError:
         exit_code = 126
-        print(f"gart: command not executable: {command[0]}", flush=True, file=_stderr())
+        print(f"gart: command not executable: {command[0]}", flush=True, file=sys.stderr)
     added: list[AddResult] = []
     failure: str | None = None
     if exit_code == 0:
@@ -255,12 +256,6 @@ def _close_interrupted(repo: Repo, run_id: str) -> None:
         rec.status, rec.exit_code, rec.ended = "failed", 130, lineage.utc_now()
 
     _stage_record(repo, _update_record(repo, run_id, close))
-
-
-def _stderr() -> Any:
-    import sys
-
-    return sys.stderr
 
 
 def _stage_record(repo: Repo, record: RunRecord) -> None:
@@ -530,8 +525,6 @@ class Run:
             assert joined is not None
             self.id = joined
         else:
-            import sys
-
             record = new_record(repo, name, validate_name(job_type), [sys.executable, *sys.argv])
             self.id = record.id
             lineage.write_run(repo.runs_dir, record)

@@ -123,10 +123,11 @@ def push(
     progress: ProgressHook | None = None,
 ) -> TransferResult:
     """Upload the objects the remote lacks: small ones packed, large ones as loose files."""
+    wanted = set(oids)
     result = TransferResult()
     remote.refresh()
-    need = remote.missing(set(oids))
-    result.present = len(set(oids)) - len(need)
+    need = remote.missing(wanted)
+    result.present = len(wanted) - len(need)
     if not need:
         return result
     not_local = cache.missing(need)
@@ -205,8 +206,9 @@ def fetch(
     result = TransferResult()
     cache_root = cache.local_root
     assert cache_root is not None, "fetch targets the local cache"
-    need = cache.missing(set(oids))
-    result.present = len(set(oids)) - len(need)
+    wanted = set(oids)
+    need = cache.missing(wanted)
+    result.present = len(wanted) - len(need)
     if not need:
         return result
     remote.refresh()

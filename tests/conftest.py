@@ -43,11 +43,9 @@ def init_git_repo(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     """Keep the user's git config and gart settings out; give every commit a known author."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
@@ -57,6 +55,12 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("GART_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """isolate_git for one test."""
+    isolate_git(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture

@@ -81,3 +81,14 @@ def known_runs() -> list[RunRecord]:
         status="running",
     )  # fmt: skip
     return [prep, train, evaluate, deploy, other]
+
+
+# Versions and aliases the graph's artifacts are published under.
+VERSIONS = {
+    ("raw-source", D["src"]): "v0",
+    ("raw-images", D["raw"]): "v3",
+    ("labels", D["labels"]): "v1",
+    ("model", D["model"]): "v2",
+    ("report", D["report"]): "v0",
+}
+ALIASES = {("model", D["model"]): ["production", "latest"]}

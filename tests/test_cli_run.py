@@ -25,6 +25,7 @@ from conftest import (
     build_published_world,
     git,
     init_git_repo,
+    isolate_git,
     read_tree,
 )
 
@@ -429,20 +430,6 @@ class History:
         return self.world.root
 
 
-def isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """The conftest git_env isolation, for a module-scoped fixture."""
-    home.mkdir(parents=True, exist_ok=True)
-    mp.setenv("HOME", str(home))
-    mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for kind in ("AUTHOR", "COMMITTER"):
-        mp.setenv(f"GIT_{kind}_NAME", "Test User")
-        mp.setenv(f"GIT_{kind}_EMAIL", "test@example.com")
-    for name in list(os.environ):
-        if name.startswith("GART_"):
-            mp.delenv(name)
-
-
 EVAL = textwrap.dedent("""\
     import os, pathlib
     pathlib.Path("report").mkdir(exist_ok=True)
@@ -454,7 +441,7 @@ EVAL = textwrap.dedent("""\
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     base = tmp_path_factory.mktemp("history")
     with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, base / "home")
+        isolate_git(mp, base / "home")
         root = init_git_repo(base / "repo")
         Repo.init(root)
         world = build_published_world(root)

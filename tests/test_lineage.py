@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lineage_graph import D, dg, known_runs, make_run  # noqa: E402, F401
+from lineage_graph import ALIASES, VERSIONS, D, dg, known_runs, make_run  # noqa: E402, F401
 
 from gitartifacts import lineage, safeyaml
 from gitartifacts.errors import ManifestError
@@ -31,14 +31,6 @@ from gitartifacts.lineage import (
 OLD = 1_600_000_000  # a fixed past mtime (2020), far outside the racy-timestamp window
 
 
-VERSIONS = {
-    ("raw-source", D["src"]): "v0",
-    ("raw-images", D["raw"]): "v3",
-    ("labels", D["labels"]): "v1",
-    ("model", D["model"]): "v2",
-    ("report", D["report"]): "v0",
-}
-ALIASES = {("model", D["model"]): ["production", "latest"]}
 
 PREP, TRAIN, EVAL, DEPLOY, OTHER = (
     f"run:20261127T{t}00Z-{n:06x}"

@@ -28,16 +28,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-from lineage_graph import D, dg, known_runs, make_run  # noqa: E402, F401
+from lineage_graph import ALIASES, VERSIONS, D, dg, known_runs, make_run  # noqa: E402, F401
 
-VERSIONS = {
-    ("raw-source", D["src"]): "v0",
-    ("raw-images", D["raw"]): "v3",
-    ("labels", D["labels"]): "v1",
-    ("model", D["model"]): "v2",
-    ("report", D["report"]): "v0",
-}
-ALIASES = {("model", D["model"]): ["production", "latest"]}
 TRAIN = "run:20261127T110000Z-000002"
 EVAL = "run:20261127T120000Z-000003"
 DEPLOY = "run:20261127T130000Z-000004"
