@@ -15,7 +15,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name in ("Run", "init"):
-        from gitartifacts import run
+        from gitartifacts import wandb_api
 
-        return getattr(run, name)
+        return getattr(wandb_api, name)
     raise AttributeError(f"module 'gitartifacts' has no attribute {name!r}")

@@ -788,19 +788,19 @@ def run(state: State, stage_or_command: tuple[str, ...], inputs: tuple[str, ...]
       gart run --job-type train -i raw-images@production -o model=models/ -- python train.py
       gart run prepare          # a stage declared in .gart/pipeline.yaml
     """
-    from gitartifacts import run as runmod
+    from gitartifacts import pipeline, runner
 
     repo = open_repo()
     words = list(stage_or_command)
     if words and words[0] == "--":
         words = words[1:]
-    stages = runmod.load_pipeline(repo)
+    stages = pipeline.load_pipeline(repo)
     if len(words) == 1 and words[0] in stages and not inputs and not outputs:
-        outcome = runmod.run_stage(repo, stages[words[0]])
+        outcome = pipeline.run_stage(repo, stages[words[0]])
     else:
         if not words:
             raise errors.UsageError("no command given", hint="gart run -i NAME -- python train.py")
-        outcome = runmod.execute(repo, words, inputs, runmod.parse_outputs(outputs),
+        outcome = runner.execute(repo, words, inputs, runner.parse_outputs(outputs),
                                  job_type or "run", run_name)
     record = outcome.record
     if as_json:
@@ -826,9 +826,9 @@ def repro(stage: str | None, dry_run: bool, as_json: bool) -> None:
       gart repro
       gart repro train --dry-run
     """
-    from gitartifacts import run as runmod
+    from gitartifacts import pipeline
 
-    report = runmod.repro(open_repo(), stage, dry_run=dry_run)
+    report = pipeline.repro(open_repo(), stage, dry_run=dry_run)
     if as_json:
         emit_json([{"stage": s, "result": r} for s, r in report])
     else:
@@ -860,15 +860,14 @@ def lineage(spec: str | None, depth: int | None, direction: str | None, fmt: str
       gart lineage raw-images@production --format mermaid
       gart lineage --html lineage.html
     """
-    from gitartifacts import lineageview
-    from gitartifacts import run as runmod
+    from gitartifacts import lineageview, runs
 
     repo = open_repo()
     if spec is None:
-        graph, bad = runmod.lineage_graph(repo)
+        graph, bad = runs.lineage_graph(repo)
         root = None
     else:
-        graph, root, bad = runmod.lineage_around(
+        graph, root, bad = runs.lineage_around(
             repo, spec, depth, upstream=direction != "down", downstream=direction != "up")
     for file_name, problem in bad:
         click.echo(f"gart: warning: skipped corrupt run record {file_name}: {problem}", err=True)

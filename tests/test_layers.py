@@ -22,7 +22,9 @@ ROWS: dict[str, float] = {
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "api": 7,
-    "run": 7.5,  # row 7: runs are built on the Repo API
+    "runs": 7.2,  # row 7: run records are built on the Repo API
+    "runner": 7.4, "pipeline": 7.6,  # `gart run` executes; stages repeat runs
+    "wandb_api": 7.6,  # the W&B-shaped Python API over runs
     "__init__": 7.8,  # row 7, and it may re-export the API (api, run) lazily
     "cli": 8,
     "__main__": 8.5,  # row 8: the `python -m gitartifacts` entry point, necessarily above cli
