@@ -14,11 +14,13 @@ from gitartifacts import workspace
 from gitartifacts.aliases import Registry, Resolved, Version, check_digest
 from gitartifacts.errors import (
     ArtifactNotFoundError,
+    ConfigError,
     GartError,
     InvalidPathError,
     ManifestError,
     UsageError,
 )
+from gitartifacts.fsutil import atomic_write
 from gitartifacts.gitrepo import GitRepo, find_root
 from gitartifacts.hashing import FileStat, StateCache
 from gitartifacts.manifest import Entry, Manifest
@@ -258,10 +260,8 @@ class Repo:
     def write_manifest(self, manifest: Manifest) -> Path:
         path = self.manifest_path(manifest.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         data = manifestmod.dumps(manifest).encode("utf-8")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
         manifestmod.remember(data, manifest, self._parsed_manifests)
         return path
 
@@ -336,6 +336,7 @@ class Repo:
         self._check_not_tracked(rels)
         self._check_overlap(name, root_rel, include)
         root = self.root / root_rel
+        gitignore = self._gitignore_update([_join(root_rel, i) for i in include])
         if not excludes and previous is not None and previous.path == root_rel:
             excludes = previous.exclude  # a re-add keeps the artifact's exclusions
         files = scan(root, include, self.ignore_rules(excludes),
@@ -359,8 +360,8 @@ class Repo:
         path = self.manifest_path(name)
         if previous is not None and path.read_text(encoding="utf-8") == new_text:
             return AddResult(new, False, result.hashed, result.stored, path)
+        ignored = self._write_gitignore(gitignore)
         self.write_manifest(new)
-        ignored = self._gitignore_data([_join(root_rel, i) for i in include])
         if self.config.autostage:
             self.git.stage([self.manifest_relpath(name), *ignored])
         return AddResult(new, True, result.hashed, result.stored, path)
@@ -375,6 +376,7 @@ class Repo:
             raise UsageError(f"artifact {artifact.name!r} has no files", hint="call add_file first")
         if path is None:
             path = _natural_root(self.root, artifact.files) or f"artifacts/{artifact.name}"
+        gitignore = self._gitignore_update([path])
         files = {
             rel: WorkFile(rel, os.path.abspath(local), FileStat.of(os.stat(local)))
             for rel, local in artifact.files.items()
@@ -388,8 +390,8 @@ class Repo:
         previous = self._existing_manifest(artifact.name)
         changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
         if changed:
+            ignored = self._write_gitignore(gitignore)
             self.write_manifest(new)
-            ignored = self._gitignore_data([path])
             if self.config.autostage:
                 self.git.stage([self.manifest_relpath(artifact.name), *ignored])
         return AddResult(new, changed, result.hashed, result.stored,
@@ -426,23 +428,33 @@ class Repo:
                 hint=f"run `git rm -r --cached {rels[0]}` first, then gart add again",
             )
 
-    def _gitignore_data(self, rels: Sequence[str]) -> list[str]:
-        """Make git ignore the data paths (root .gitignore); returns files to stage."""
+    def _gitignore_update(self, rels: Sequence[str]) -> str | None:
+        """The root .gitignore's new text once it ignores the data paths (None: no change).
+
+        Read before anything is hashed or written, so an unreadable file stops `add` early."""
         gitignore = self.root / ".gitignore"
         try:
-            text = gitignore.read_text(encoding="utf-8")
+            text = gitignore.read_bytes().decode("utf-8")
         except FileNotFoundError:
             text = ""
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{gitignore} is not valid UTF-8; gart cannot add its data paths to it",
+                hint="re-save .gitignore as UTF-8, then run gart add again",
+            ) from None
         lines = set(text.splitlines())
         wanted = [f"/{r}" for r in rels if f"/{r}" not in lines and f"/{r}/" not in lines]
         if not wanted:
-            return []
+            return None
         if text and not text.endswith("\n"):
             text += "\n"
-        text += "".join(f"{line}\n" for line in wanted)
-        tmp = gitignore.with_name(f".gitignore.tmp{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, gitignore)
+        return text + "".join(f"{line}\n" for line in wanted)
+
+    def _write_gitignore(self, text: str | None) -> list[str]:
+        """Write the planned .gitignore (before the manifest); returns the files to stage."""
+        if text is None:
+            return []
+        atomic_write(self.root / ".gitignore", text.encode("utf-8"))
         return [".gitignore"]
 
     # -- status / checkout ----------------------------------------------------------------

@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gitartifacts.errors import ManifestError
+from gitartifacts.fsutil import atomic_write
 
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".yaml"
@@ -331,37 +331,10 @@ def write_run(runs_dir: Path, record: RunRecord) -> Path:
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     target = runs_dir / record.file_name
-    # A dot-prefixed temp name is ignored by load_runs, so a crash mid-write never shows a
+    # The temp name is dot-prefixed, which load_runs skips: a crash mid-write never shows a
     # half-written record to queries.
-    fd, tmp = tempfile.mkstemp(prefix=f".{record.id}.", suffix=".tmp", dir=runs_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(runs_dir)
+    atomic_write(target, data, durable=True, mode=0o644)
     return target
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. platforms where directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def dump_record(record: RunRecord) -> str:
@@ -470,21 +443,10 @@ def _write_index(index_path: Path, files: dict[str, tuple[list[int], RunRecord |
     # The index is only a cache: failing to write it must never fail the query.
     try:
         index_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".runs-index.", suffix=".tmp", dir=index_path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                # dumps, not dump: only the one-shot call uses json's C encoder (10x faster).
-                fh.write(json.dumps(
-                    {"index": INDEX_VERSION, "refs": refs, "files": out},
-                    separators=(",", ":"),
-                ))
-            os.replace(tmp, index_path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        # dumps, not dump: only the one-shot call uses json's C encoder (10x faster).
+        atomic_write(index_path, json.dumps(
+            {"index": INDEX_VERSION, "refs": refs, "files": out}, separators=(",", ":"),
+        ).encode("utf-8"))
     except OSError:
         pass
 

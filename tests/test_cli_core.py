@@ -149,6 +149,18 @@ def test_add_refusals_are_one_line_and_write_nothing(repo: Path, gart: Gart, tmp
     assert snapshot(repo) == before
 
 
+def test_non_utf8_root_gitignore_fails_before_the_manifest_is_written(
+        repo: Path, gart: Gart, snapshot: Snapshot) -> None:
+    (repo / "data").mkdir()
+    (repo / "data" / "f.bin").write_bytes(b"x")
+    (repo / ".gitignore").write_bytes(b"/build\n\xff\xfe caf\xe9\n")
+    before = snapshot(repo)
+    message = user_error(gart("add", "data"))
+    assert ".gitignore" in message and "UTF-8" in message
+    assert without_tmp(snapshot(repo)[1]) == without_tmp(before[1])
+    assert not manifest_path(repo, "data").exists()
+
+
 def test_click_usage_errors_exit_2_without_traceback(repo: Path, gart: Gart,
                                                       snapshot: Snapshot) -> None:
     before = snapshot(repo)

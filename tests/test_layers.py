@@ -14,7 +14,7 @@ PACKAGE = Path(gitartifacts.__file__).resolve().parent
 
 # DESIGN.md §6: a module may import gitartifacts modules from strictly lower rows only.
 ROWS: dict[str, float] = {
-    "errors": 0,
+    "errors": 0, "fsutil": 0,
     "safeyaml": 1,
     "config": 2,
     "paths": 3, "hashing": 3,
