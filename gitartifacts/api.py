@@ -192,6 +192,8 @@ class Repo:
             self._cache = ObjectStore.local(
                 self.config.cache_path, pack_threshold=self.config.pack_threshold
             )
+        else:  # another process may have packed objects since this Repo last looked
+            self._cache.revalidate()
         return self._cache
 
     @property

@@ -36,6 +36,7 @@ TEMP_PREFIX = ".tmp-"
 COPY_CHUNK = 1 << 20
 # Listing a loose prefix directory beats probing each object once this many are asked about.
 LIST_INSTEAD_OF_PROBE = 32
+RACY = -1  # a pack-directory stamp too recent to trust
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -342,6 +343,7 @@ class ObjectStore:
         self._indexes: dict[str, bytes] = {}  # pack id -> its validated .idx bytes
         self._oids: set[str] = set()  # every packed oid: membership without locations
         self._refreshed = False
+        self._packs_stamp: int | None = None  # local stores: packs/ mtime when last listed
 
     @classmethod
     def local(cls, root: Path, **options: Any) -> ObjectStore:
@@ -375,8 +377,29 @@ class ObjectStore:
             self.refresh()
         return self._oids
 
+    def revalidate(self) -> None:
+        """Re-list a local store's packs if its packs/ directory changed since the last listing,
+        so a long-lived store sees packs another process wrote. Callers do it once per
+        operation (not per object); a remote store keeps its one listing."""
+        if self._refreshed and self._packs_stamp is not None and (
+                self._packs_stamp == RACY or self._packs_stamp != self._local_packs_stamp()):
+            self.refresh()
+
+    def _local_packs_stamp(self) -> int | None:
+        root = self.local_root
+        if root is None:
+            return None
+        try:
+            mtime = os.stat(root / "packs").st_mtime_ns
+        except OSError:
+            return 0
+        # A directory changed within the last second may change again inside the same clock
+        # tick without its mtime moving: keep listing it until it has settled (git's "racy" rule).
+        return RACY if time.time_ns() - mtime < 1_000_000_000 else mtime
+
     def refresh(self) -> None:
         """Re-list the pack indexes; indexes never change, so only new ones are read."""
+        self._packs_stamp = self._local_packs_stamp()  # before listing: a later change shows
         for name in self.backend.list("packs"):
             if not name.endswith(".idx"):
                 continue

@@ -273,3 +273,27 @@ def test_user_errors_are_gart_errors_with_hints(repo: Path) -> None:
     with pytest.raises(GartError) as info:
         r.checkout("nope")
     assert info.value.hint
+
+
+def test_long_lived_repo_sees_objects_packed_by_another_process(
+        repo: Path, tmp_path: Path) -> None:
+    """The documented API flow keeps one Repo open while `gart add` runs beside it."""
+    import subprocess
+    import sys
+
+    storage = tmp_path / "storage"
+    api_repo = Repo(repo)
+    api_repo.remote_add("storage", str(storage), default=True)
+    (repo / "first").mkdir()
+    (repo / "first" / "a.txt").write_text("a")
+    api_repo.add([repo / "first"], name="first")
+    assert api_repo.status(["first"])[0].state == "clean"  # the packed set is now loaded
+    (repo / "second").mkdir()
+    (repo / "second" / "b.txt").write_text("b")
+    done = subprocess.run([sys.executable, "-m", "gitartifacts", "add", "second"], cwd=repo,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert api_repo.status(["second"])[0].state == "clean"
+    api_repo.push(["second"], publish=False)  # "missing from the local cache" before the fix
+    assert Repo(repo).remote_store().missing({api_repo.load_manifest("second").entries[0].oid}) \
+        == set()
