@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from gitartifacts.errors import CorruptObjectError, GartError, ObjectNotFoundError
+from gitartifacts.errors import GartError
 from gitartifacts.objects import (
     FsspecBackend,
     LocalBackend,
@@ -25,13 +24,12 @@ from gitartifacts.objects import (
     loose_key,
     temp_name,
 )
+from gitartifacts.retry import RetryPolicy
 
-RETRIES = 3
-BACKOFF = 0.2
+RETRY = RetryPolicy(attempts=3, backoff=0.2)  # transient faults only; see retry.py
 # Fetch a whole pack once at least this share of its bytes is wanted; else byte ranges.
 WHOLE_PACK_SHARE = 0.5
 ProgressHook = Callable[[int], None]
-T = TypeVar("T")
 
 
 @dataclass
@@ -46,19 +44,6 @@ class TransferResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def _retry(action: Callable[[], T], what: str) -> T:
-    for attempt in range(RETRIES):
-        try:
-            return action()
-        except (ObjectNotFoundError, CorruptObjectError):
-            raise  # not transient: retrying cannot help
-        except (GartError, OSError):
-            if attempt == RETRIES - 1:
-                raise
-            time.sleep(BACKOFF * 2**attempt)
-    raise AssertionError(what)  # pragma: no cover - the loop returns or raises
 
 
 def _run_many(
@@ -84,16 +69,10 @@ def _run_many(
 
             async def one(item: Any) -> Any:
                 async with gate:
-                    for attempt in range(RETRIES):
-                        try:
-                            return await async_call(fs, item)
-                        except FileNotFoundError as exc:
-                            return exc
-                        except Exception as exc:  # noqa: BLE001 - reported per object
-                            if attempt == RETRIES - 1:
-                                return exc
-                            await asyncio.sleep(BACKOFF * 2**attempt)
-                    return None  # pragma: no cover
+                    try:
+                        return await RETRY.call_async(lambda: async_call(fs, item))
+                    except Exception as exc:  # noqa: BLE001 - reported per object
+                        return exc
 
             return await asyncio.gather(*(one(item) for item in items))
 
@@ -101,7 +80,7 @@ def _run_many(
 
     def guarded(item: Any) -> Any:
         try:
-            return _retry(lambda: sync_call(item), "transfer")
+            return RETRY.call(lambda: sync_call(item))
         except (GartError, OSError) as exc:
             return exc
 
@@ -174,7 +153,7 @@ def _push_packed(
 
     def flush() -> None:
         try:
-            _retry(writer.flush, "pack upload")
+            RETRY.call(writer.flush)
         except (GartError, OSError) as exc:
             for oid, _ in pending:
                 result.failed[oid] = _describe(exc)

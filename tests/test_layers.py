@@ -15,6 +15,7 @@ PACKAGE = Path(gitartifacts.__file__).resolve().parent
 # DESIGN.md §6: a module may import gitartifacts modules from strictly lower rows only.
 ROWS: dict[str, float] = {
     "errors": 0, "fsutil": 0,
+    "retry": 0.5,
     "safeyaml": 1,
     "config": 2,
     "paths": 3, "hashing": 3,
