@@ -25,9 +25,11 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (errors.RemoteError, 1, "check the remote with `gart remote list`, network and credentials"),
     (errors.ManifestError, 1,
      "restore the file from git (`git checkout -- FILE`), or re-create it with gart"),
-    (errors.InvalidPathError, 1, "use a path inside the repository; see docs/format.md"),
-    (errors.InvalidNameError, 1, "see the naming rules in docs/format.md"),
-    (errors.ConfigError, 1, "fix .gart/config.yaml (see docs/format.md) or use `gart remote`"),
+    (errors.InvalidPathError, 1, "use a relative path inside the repository, outside .git/"),
+    (errors.InvalidNameError, 1, "names use a-z, 0-9, '.', '_', '-' (optionally 'team/name'), "
+     "e.g. raw-images"),
+    (errors.ConfigError, 1, "fix the key named above in .gart/config.yaml or "
+     ".gart/config.local.yaml; `gart remote --help` shows how to set remotes"),
     (errors.ArtifactNotFoundError, 1, "list artifacts with `gart status`, versions with "
      "`gart versions NAME`"),
     (errors.GitError, 1, "run the git command by hand to see what git says"),

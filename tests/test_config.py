@@ -237,3 +237,37 @@ def test_options_for_a_remote_defined_nowhere_name_the_local_file(repo: Path) ->
     with pytest.raises(ConfigError, match="needs a 'url'") as info:
         config.load_config(repo)
     assert "config.local.yaml" in str(info.value) and "abc" not in str(info.value)
+
+
+def test_a_refused_update_writes_nothing(repo: Path) -> None:
+    before = config.config_paths(repo)[0].read_bytes()
+
+    def add_secret(data: dict) -> None:
+        data.setdefault("remotes", {})["storage"] = {"url": "s3://b/x", "secret": "abcdef"}
+
+    with pytest.raises(ConfigError, match="remotes.storage.secret"):
+        config.update_config(repo, add_secret)
+    assert config.config_paths(repo)[0].read_bytes() == before
+    config.update_config(repo, add_secret, local=True)  # the local file may hold it
+    assert config.load_config(repo).remotes["storage"].options == {"secret": "abcdef"}
+
+
+def test_error_hints_name_commands_not_files_missing_from_the_installed_package() -> None:
+    import ast
+
+    import gitartifacts
+
+    found = []
+    for module in sorted(Path(gitartifacts.__file__).parent.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{module.name}:{node.lineno}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and "docs/" in node.value
+        ]
+    assert found == []

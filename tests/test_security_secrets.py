@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,3 +192,10 @@ def test_redact_masks_secret_values_gart_loaded(repo: Path) -> None:
         encoding="utf-8")
     config.load_config(repo)
     assert config.redact(f"denied for {SECRET} (ci-profile)") == "denied for *** (ci-profile)"
+
+
+def test_the_safe_options_are_the_ones_the_format_spec_lists() -> None:
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "format.md").read_text()
+    listed = spec[spec.index("may hold only these remote options"):]
+    listed = listed[:listed.index("Every other option")]
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == set(config.SAFE_OPTIONS)
