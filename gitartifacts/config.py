@@ -18,7 +18,6 @@ LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_LINK_TYPES = ["reflink", "copy"]
 DEFAULT_PACK_THRESHOLD = 1 << 20
 DEFAULT_JOBS = 8
-
 MAX_JOBS = 256  # the same bound as `-j`
 REMOTE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -47,6 +46,12 @@ _SECRET_ENV_RE = re.compile(
 )
 # `scheme://userinfo@`: the userinfo runs to the last '@' before the end of the authority.
 _URL_USERINFO_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s/?#'\"<>]*)@")
+# `?sig=...&X-Amz-Credential=...`: query parameters that carry a credential (SAS, presigned).
+_URL_QUERY_SECRET_RE = re.compile(
+    r"([?&][^=&\s'\"#]*(?:sig|token|key|secret|passw|pwd|credential|auth)[^=&\s'\"#]*=)"
+    r"[^&\s'\"#]+",
+    re.IGNORECASE,
+)
 # ssh user names are not secrets (ssh://git@host); other schemes carry tokens there.
 _USER_SCHEMES = frozenset({"ssh", "sftp", "git+ssh", "ssh+git"})
 _MASK = "***"
@@ -108,13 +113,17 @@ def read_raw(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    _check_version(data, str(path))
+    return data
+
+
+def _check_version(data: dict[str, Any], source: str) -> None:
     version = data.get("gart", 1)
     if version != 1 or isinstance(version, bool):  # `gart: true` == 1 in Python
         raise ConfigError(
-            f"{path}: format gart: {version!r} is not supported by this gart",
+            f"{source}: format gart: {version!r} is not supported by this gart",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",
         )
-    return data
 
 
 def _load_yaml_cached(text: bytes, path: Path) -> Any:
@@ -246,6 +255,7 @@ def check_layer(data: dict[str, Any], source: str, committed: bool) -> None:
     """Refuse unknown keys, bad values and, in a committed file, anything that may be a secret.
 
     Each file is checked on its own, so every error names the file it is in."""
+    _check_version(data, source)
     for key, value in data.items():
         if key not in TOP_LEVEL_KEYS:
             _unknown(source, str(key), str(key), TOP_LEVEL_KEYS, "top-level keys")
@@ -399,7 +409,10 @@ def is_safe_option(name: str) -> bool:
 
 
 def url_has_credentials(value: str) -> bool:
-    """True for `scheme://user:password@...`, and `scheme://token@...` except for ssh."""
+    """True for `scheme://user:password@...`, `scheme://token@...` (except for ssh), and a
+    URL whose query carries a credential (`?sig=...`, `?token=...`)."""
+    if _URL_QUERY_SECRET_RE.search(value) and "://" in value:
+        return True
     match = _URL_USERINFO_RE.match(value.strip())
     if match is None:
         return False
@@ -426,11 +439,13 @@ def _remember_secrets(options: dict[str, Any], under_secret: bool = False) -> No
 
 
 def redact(text: str) -> str:
-    """`text` with URL passwords (and non-ssh URL user names) and known secret values masked.
+    """`text` with URL passwords, non-ssh URL user names, credential query parameters
+    (`?sig=`) and known secret values masked.
 
     Known: credential-like options of the config files loaded by this process, and
     credential-like environment variables (AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, ...)."""
     text = _URL_USERINFO_RE.sub(_mask_userinfo, text)
+    text = _URL_QUERY_SECRET_RE.sub(rf"\1{_MASK}", text)
     secrets = _known_secrets | {
         value for name, value in os.environ.items()
         if _SECRET_ENV_RE.search(name.upper()) and len(value) >= 8

@@ -271,3 +271,16 @@ def test_error_hints_name_commands_not_files_missing_from_the_installed_package(
             and id(node) not in docstrings and "docs/" in node.value
         ]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [({"gart": 2}, "not supported"), ({"core": {"jbos": 2}}, "did you mean 'jobs'"),
+     ({"remotes": {"s": {"url": "s3://b/x", "secret": "abcdef"}}}, "remotes.s.secret")],
+)
+def test_another_repositorys_config_is_checked_as_a_committed_file(
+    tmp_path: Path, data: dict, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as info:
+        config.parse_config(tmp_path, data, source="https://host/team/data.git:.gart/config.yaml")
+    assert "team/data.git" in str(info.value) and "abcdef" not in str(info.value)

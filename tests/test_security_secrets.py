@@ -39,6 +39,7 @@ def add_storage(gart: Gart) -> None:
         ("endpoint_url", f"http://admin:{SECRET}@127.0.0.1:9000"),
         ("endpoint_url", f"https://{SECRET}@minio.example.com"),
         ("profile", f"https://ci:{SECRET}@proxy.example.com"),  # any value that is a URL
+        ("endpoint_url", f"https://acct.blob.core.windows.net/c?sv=2022-11-02&sig={SECRET}"),
     ],
 )
 def test_a_url_with_credentials_is_not_written_to_the_committed_config(
@@ -105,6 +106,8 @@ def test_no_option_that_looks_like_a_credential_is_on_the_safe_list() -> None:
         (f"    url: s3://b/x\n    secret: {SECRET}\n", "remotes.storage.secret"),
         (f"    url: s3://b/x\n    client_kwargs: {{aws_secret_access_key: {SECRET}}}\n",
          "remotes.storage.client_kwargs"),
+        (f"    url: s3://b/x\n    endpoint_url: 'https://h/?sig={SECRET}'\n",
+         "remotes.storage.endpoint_url"),
     ],
 )
 def test_a_committed_config_with_a_secret_is_refused_on_load(
@@ -178,6 +181,10 @@ def test_a_repo_url_token_is_not_repeated_in_errors(
         ("ssh://git@host/srv/x and git@github.com:team/x", "ssh://git@host/srv/x and "
          "git@github.com:team/x"),
         ("no url here", "no url here"),
+        ("GET https://a.blob.core.windows.net/c?sv=2022&sig=AbC%2F12&se=2030 denied",
+         "GET https://a.blob.core.windows.net/c?sv=2022&sig=***&se=2030 denied"),
+        ("s3://b/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=beef",
+         "s3://b/k?X-Amz-Credential=***&X-Amz-Signature=***"),
     ],
 )
 def test_redact_masks_credentials_in_urls(text: str, expected: str) -> None:
