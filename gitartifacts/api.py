@@ -562,13 +562,13 @@ class Repo:
         if not unset:
             if value is None:
                 raise UsageError(f"no value for {key!r}", hint="use --unset to remove an option")
-            check_option(key, local)
             if key == "url":
                 check_url(value)
-            else:  # a misspelt option fails now, not at the first push
+            else:  # a misspelt option fails now (with a suggestion), not at the first push
                 current = self.config.remotes[name]
                 check_options(configmod.RemoteConfig(
                     name, current.url, {**current.options, key: _option_value(value)}))
+            check_option(key, local, value)
 
         def mutate(data: dict[str, Any]) -> None:
             remotes = data.setdefault("remotes", {})

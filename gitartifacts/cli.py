@@ -25,9 +25,11 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (errors.RemoteError, 1, "check the remote with `gart remote list`, network and credentials"),
     (errors.ManifestError, 1,
      "restore the file from git (`git checkout -- FILE`), or re-create it with gart"),
-    (errors.InvalidPathError, 1, "use a path inside the repository; see docs/format.md"),
-    (errors.InvalidNameError, 1, "see the naming rules in docs/format.md"),
-    (errors.ConfigError, 1, "fix .gart/config.yaml (see docs/format.md) or use `gart remote`"),
+    (errors.InvalidPathError, 1, "use a relative path inside the repository, outside .git/"),
+    (errors.InvalidNameError, 1, "names use a-z, 0-9, '.', '_', '-' (optionally 'team/name'), "
+     "e.g. raw-images"),
+    (errors.ConfigError, 1, "fix the key named above in .gart/config.yaml or "
+     ".gart/config.local.yaml; `gart remote --help` shows how to set remotes"),
     (errors.ArtifactNotFoundError, 1, "list artifacts with `gart status`, versions with "
      "`gart versions NAME`"),
     (errors.GitError, 1, "run the git command by hand to see what git says"),
@@ -52,9 +54,11 @@ def fail(exc: BaseException) -> NoReturn:
         message, hint = f"{exc.strerror or exc}{where}", default_hint
     else:  # pragma: no cover
         message, hint = str(exc), default_hint
-    click.echo(f"gart: error: {message}", err=True)
+    from gitartifacts.config import redact  # the one place errors are printed: mask secrets
+
+    click.echo(f"gart: error: {redact(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {redact(hint)}", err=True)
     sys.exit(code)
 
 
@@ -410,23 +414,22 @@ def remote_list(as_json: bool) -> None:
     Example:
       gart remote list --json
     """
+    from gitartifacts.config import display_option, redact
+
     repo = open_repo()
     default = repo.config.default_remote
     remotes = sorted(repo.config.remotes.values(), key=lambda r: r.name)
+    # Values of options not known to be safe are masked; URLs lose their passwords.
+    rows = [{"name": r.name, "url": redact(r.url), "default": r.name == default,
+             "options": {k: display_option(k, v) for k, v in r.options.items()}}
+            for r in remotes]
     if as_json:
-        emit_json([{"name": r.name, "url": r.url, "default": r.name == default,
-                    "options": {k: ("***" if _is_secret(k) else v) for k, v in r.options.items()}}
-                   for r in remotes])
+        emit_json(rows)
         return
-    for r in remotes:
-        options = " ".join(f"{k}={'***' if _is_secret(k) else v}" for k, v in r.options.items())
-        click.echo(f"{'*' if r.name == default else ' '} {r.name}\t{r.url}\t{options}".rstrip())
-
-
-def _is_secret(key: str) -> bool:
-    from gitartifacts.config import SECRET_OPTIONS
-
-    return key.lower() in SECRET_OPTIONS
+    for row in rows:
+        options = " ".join(f"{k}={v}" for k, v in row["options"].items())
+        mark = "*" if row["default"] else " "
+        click.echo(f"{mark} {row['name']}\t{row['url']}\t{options}".rstrip())
 
 
 @remote.command("remove")
@@ -947,6 +950,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        from gitartifacts.config import redact
+
+        exc.message = redact(exc.message)  # argument errors may quote a URL with a token
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -18,14 +18,45 @@ LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_LINK_TYPES = ["reflink", "copy"]
 DEFAULT_PACK_THRESHOLD = 1 << 20
 DEFAULT_JOBS = 8
+MAX_JOBS = 256  # the same bound as `-j`
 REMOTE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
-# Option names that carry secrets: allowed only in config.local.yaml or the environment.
-SECRET_OPTIONS = frozenset(
-    {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
-     "aws_session_token", "secret_access_key", "access_key_id", "session_token",
-     "account_key", "sas_token", "connection_string"}
+# Remote options known to be safe to commit: locations, regions, profile names, switches and
+# sizes of the fsspec backends. An allow-list, not a list of secrets: any other option (a
+# credential, or one gart does not know) is accepted only in config.local.yaml.
+SAFE_OPTIONS = frozenset(
+    {"endpoint_url", "endpointurl", "region", "region_name", "profile", "anon", "use_ssl",
+     "requester_pays", "version_aware", "cache_regions", "default_block_size",
+     "default_fill_cache", "default_cache_type", "max_concurrency", "fixed_upload_size",
+     "skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths",
+     "project", "access", "consistency", "default_location", "cache_timeout",
+     "requests_timeout", "check_connection", "account_name", "account_host", "location_mode",
+     "blocksize", "socket_timeout"}
 )
+# Names that look like a credential: their values are masked in any text gart prints.
+_SECRET_NAME_RE = re.compile(
+    r"key|secret|token|passw|pwd|credential|sas|connection_?string|auth|cert|private|session"
+    r"|signature|cookie|bearer|user|login|client_?id|tenant",
+    re.IGNORECASE,
+)
+# Environment variables whose values are credentials (AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, ...).
+_SECRET_ENV_RE = re.compile(
+    r"SECRET|TOKEN|PASSWORD|PASSWD|ACCESS_KEY|ACCOUNT_KEY|API_KEY|PRIVATE_KEY|SAS_|"
+    r"CONNECTION_STRING"
+)
+# `scheme://userinfo@`: the userinfo runs to the last '@' before the end of the authority.
+_URL_USERINFO_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s/?#'\"<>]*)@")
+# `?sig=...&X-Amz-Credential=...`: query parameters that carry a credential (SAS, presigned).
+_URL_QUERY_SECRET_RE = re.compile(
+    r"([?&][^=&\s'\"#]*(?:sig|token|key|secret|passw|pwd|credential|auth)[^=&\s'\"#]*=)"
+    r"[^&\s'\"#]+",
+    re.IGNORECASE,
+)
+# ssh user names are not secrets (ssh://git@host); other schemes carry tokens there.
+_USER_SCHEMES = frozenset({"ssh", "sftp", "git+ssh", "ssh+git"})
+_MASK = "***"
+_MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+_known_secrets: set[str] = set()
 
 
 @dataclass
@@ -82,13 +113,17 @@ def read_raw(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    _check_version(data, str(path))
+    return data
+
+
+def _check_version(data: dict[str, Any], source: str) -> None:
     version = data.get("gart", 1)
     if version != 1 or isinstance(version, bool):  # `gart: true` == 1 in Python
         raise ConfigError(
-            f"{path}: format gart: {version!r} is not supported by this gart",
+            f"{source}: format gart: {version!r} is not supported by this gart",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",
         )
-    return data
 
 
 def _load_yaml_cached(text: bytes, path: Path) -> Any:
@@ -147,66 +182,287 @@ def load_config(root: Path) -> Config:
         raise NotARepositoryError(
             f"gart is not initialised in {root}", hint="run `gart init` in the repository first"
         )
-    data = merge(read_raw(shared), read_raw(local))
-    return parse_config(root, data, source=str(shared))
+    layers = [(str(shared), read_raw(shared)), (str(local), read_raw(local))]
+    check_layer(layers[0][1], layers[0][0], committed=True)
+    check_layer(layers[1][1], layers[1][0], committed=False)
+    return _build(root, layers)
 
 
-def _section(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
-    value = data.get(key) or {}
+def parse_config(root: Path, data: dict[str, Any], source: str) -> Config:
+    """Validate one committed config mapping (e.g. another repository's) and build a Config."""
+    check_layer(data, source, committed=True)
+    return _build(root, [(source, data)])
+
+
+# -- the schema: every key of both files, its check and what it accepts --------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of a config section: how to check its value, and how to say what it accepts."""
+
+    accepts: str
+    check: Callable[[Any], bool]
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _int_from(low: int, high: int | None = None) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+                and (high is None or value <= high))
+    return check
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_remote_name(value: Any) -> bool:
+    return isinstance(value, str) and REMOTE_NAME_RE.fullmatch(value) is not None
+
+
+def _is_link_types(value: Any) -> bool:
+    kinds = [value] if isinstance(value, str) else value
+    return isinstance(kinds, list) and bool(kinds) and all(k in LINK_TYPES for k in kinds)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+SCHEMA: dict[str, dict[str, Setting]] = {
+    "core": {
+        "autostage": Setting("true or false", _is_bool),
+        "remote": Setting("a remote name ([A-Za-z0-9][A-Za-z0-9._-]*)", _is_remote_name),
+        "jobs": Setting(f"an integer from 1 to {MAX_JOBS}", _int_from(1, MAX_JOBS)),
+    },
+    "cache": {
+        "dir": Setting("a directory path (absolute, ~/..., or relative to the repository root)",
+                       _is_path),
+        "type": Setting(f"one of {', '.join(LINK_TYPES)}, or a list of them in order of "
+                        "preference", _is_link_types),
+        "pack_threshold": Setting("a size in bytes, 0 or more", _int_from(0)),
+    },
+    "aliases": {"protected": Setting("a list of alias names", _is_str_list)},
+}
+TOP_LEVEL_KEYS = ("gart", *SCHEMA, "remotes")
+
+
+def check_layer(data: dict[str, Any], source: str, committed: bool) -> None:
+    """Refuse unknown keys, bad values and, in a committed file, anything that may be a secret.
+
+    Each file is checked on its own, so every error names the file it is in."""
+    _check_version(data, source)
+    for key, value in data.items():
+        if key not in TOP_LEVEL_KEYS:
+            _unknown(source, str(key), str(key), TOP_LEVEL_KEYS, "top-level keys")
+        if key in SCHEMA:
+            section = _mapping(value, source, str(key))
+            settings = SCHEMA[key]
+            for name, item in section.items():
+                dotted = f"{key}.{name}"
+                if name not in settings:
+                    _unknown(source, dotted, str(name), tuple(settings), f"keys of {key}")
+                if not settings[name].check(item):
+                    raise ConfigError(
+                        f"{source}: {dotted} is {_short(item)}; expected "
+                        f"{settings[name].accepts}",
+                        hint=f"edit {Path(source).name}, or remove {dotted} to use the default",
+                    )
+    for name, body in _mapping(data.get("remotes"), source, "remotes").items():
+        _check_remote(source, name, body, committed)
+
+
+def _check_remote(source: str, name: Any, body: Any, committed: bool) -> None:
+    where = f"remotes.{name}"
+    if not isinstance(name, str) or not REMOTE_NAME_RE.fullmatch(name):
+        raise ConfigError(f"{source}: {where} is not a valid remote name; expected "
+                          "[A-Za-z0-9][A-Za-z0-9._-]*", hint="rename the remote in the file")
+    if not isinstance(body, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping with a 'url' and options",
+                          hint=f"e.g. `remotes: {{{name}: {{url: s3://bucket/prefix}}}}`")
+    for key, value in body.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: {where}: option names must be strings, not {key!r}")
+        dotted = f"{where}.{key}"
+        if key == "url":
+            if not _is_path(value):
+                raise ConfigError(f"{source}: {dotted} must be a local path or URL")
+            if url_has_credentials(value):
+                raise ConfigError(
+                    f"{source}: {dotted} contains credentials", hint=_url_hint(name, committed)
+                )
+        elif committed and key.lower() not in SAFE_OPTIONS:
+            raise ConfigError(
+                f"{source}: {dotted} is not an option known to be safe to commit "
+                "(it may hold a secret)", hint=_move_hint(name),
+            )
+        elif committed and isinstance(value, (dict, list)):
+            raise ConfigError(f"{source}: {dotted} must be a single value in a committed file",
+                              hint=_move_hint(name))
+        elif committed and any(url_has_credentials(s) for s in _strings(value)):
+            raise ConfigError(f"{source}: {dotted} is a URL with credentials",
+                              hint=_move_hint(name))
+
+
+def _move_hint(remote: str) -> str:
+    return (f"move remotes.{remote} options that may be secrets to .gart/config.local.yaml "
+            "(git-ignored, same layout) or the environment; if this file was ever pushed, "
+            "rotate the secret")
+
+
+def _url_hint(remote: str, committed: bool) -> str:
+    hint = ("take the credentials out of the URL and store them as options with "
+            f"`gart remote modify {remote} KEY VALUE --local` (.gart/config.local.yaml), "
+            "or in the environment")
+    return hint + ("; if this file was ever pushed, rotate them" if committed else "")
+
+
+def _unknown(source: str, dotted: str, name: str, known: tuple[str, ...], what: str) -> None:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    raise ConfigError(
+        f"{source}: unknown key {dotted!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+        hint=f"{what}: {', '.join(known)}",
+    )
+
+
+def _mapping(value: Any, source: str, key: str) -> dict[str, Any]:
+    if value is None:  # `core:` with nothing under it
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: '{key}' must be a mapping")
     return value
 
 
-def parse_config(root: Path, data: dict[str, Any], source: str) -> Config:
-    """Validate a merged config mapping and apply environment overrides."""
-    core = _section(data, "core", source)
-    cache = _section(data, "cache", source)
-    remotes_raw = _section(data, "remotes", source)
-    aliases = _section(data, "aliases", source)
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a (nested) option value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
+    """Merge checked layers (committed first) and apply the environment."""
+    data: dict[str, Any] = {}
+    for _source, layer in layers:
+        data = merge(data, layer)
+
+    def source_of(section: str, key: str) -> str:
+        return next(s for s, layer in reversed(layers) if key in (layer.get(section) or {}))
+
+    core, cache = data.get("core") or {}, data.get("cache") or {}
     config = Config(root=root)
-    config.autostage = _typed(core.get("autostage", True), bool, "core.autostage", source)
-    config.jobs = _typed(core.get("jobs", DEFAULT_JOBS), int, "core.jobs", source)
+    config.autostage = core.get("autostage", True)
+    config.jobs = core.get("jobs", DEFAULT_JOBS)
     config.default_remote = core.get("remote")
     cache_dir = os.environ.get("GART_CACHE_DIR") or cache.get("dir")
     if cache_dir:
         cache_path = Path(os.path.expanduser(str(cache_dir)))
         config.cache_dir = cache_path if cache_path.is_absolute() else root / cache_path
     link_types = cache.get("type", DEFAULT_LINK_TYPES)
-    if isinstance(link_types, str):
-        link_types = [link_types]
-    if not isinstance(link_types, list) or not link_types or any(
-        t not in LINK_TYPES for t in link_types
-    ):
-        raise ConfigError(
-            f"{source}: cache.type must be a list drawn from {', '.join(LINK_TYPES)}",
-            hint="e.g. `cache: {type: [reflink, hardlink, copy]}`",
-        )
-    config.link_types = list(link_types)
-    config.pack_threshold = _typed(
-        cache.get("pack_threshold", DEFAULT_PACK_THRESHOLD), int, "cache.pack_threshold", source
-    )
-    for name, body in remotes_raw.items():
-        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-            raise ConfigError(f"{source}: remote {name!r} needs a 'url'")
+    config.link_types = [link_types] if isinstance(link_types, str) else list(link_types)
+    config.pack_threshold = cache.get("pack_threshold", DEFAULT_PACK_THRESHOLD)
+    for name, body in (data.get("remotes") or {}).items():
+        if "url" not in body:
+            raise ConfigError(
+                f"{source_of('remotes', name)}: remote {name!r} needs a 'url'",
+                hint=f"add it with `gart remote add {name} URL`, or remove remotes.{name}",
+            )
         options = {k: v for k, v in body.items() if k != "url"}
-        config.remotes[str(name)] = RemoteConfig(str(name), body["url"], options)
-    protected = aliases.get("protected", [])
-    if not isinstance(protected, list) or not all(isinstance(a, str) for a in protected):
-        raise ConfigError(f"{source}: aliases.protected must be a list of alias names")
-    config.protected_aliases = protected
+        _remember_secrets(options)
+        config.remotes[name] = RemoteConfig(name, body["url"], options)
+    config.protected_aliases = list((data.get("aliases") or {}).get("protected", []))
     if config.default_remote is not None and config.default_remote not in config.remotes:
         raise ConfigError(
-            f"{source}: default remote {config.default_remote!r} is not defined",
+            f"{source_of('core', 'remote')}: default remote {config.default_remote!r} is not "
+            "defined",
             hint="run `gart remote list` and `gart remote add NAME URL --default`",
         )
     return config
 
 
-def _typed(value: Any, kind: type, key: str, source: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{source}: {key} must be a {kind.__name__}, not {value!r}")
-    return value
+# -- secrets: which options may be committed, and masking them in what gart prints ----------
+
+
+def looks_secret(name: str) -> bool:
+    """True for option names that look like a credential (client_secret, sas_token, ...)."""
+    return _SECRET_NAME_RE.search(name) is not None
+
+
+def is_safe_option(name: str) -> bool:
+    """True for option names known to be safe in the committed config.yaml."""
+    return name.lower() in SAFE_OPTIONS
+
+
+def url_has_credentials(value: str) -> bool:
+    """True for `scheme://user:password@...`, `scheme://token@...` (except for ssh), and a
+    URL whose query carries a credential (`?sig=...`, `?token=...`)."""
+    if _URL_QUERY_SECRET_RE.search(value) and "://" in value:
+        return True
+    match = _URL_USERINFO_RE.match(value.strip())
+    if match is None:
+        return False
+    return ":" in match.group(2) or match.group(1).lower() not in _USER_SCHEMES
+
+
+def display_option(name: str, value: Any) -> Any:
+    """An option's value as `gart remote list` shows it: *** unless known to be safe."""
+    if not is_safe_option(name):
+        return _MASK
+    return redact(value) if isinstance(value, str) else value
+
+
+def _remember_secrets(options: dict[str, Any], under_secret: bool = False) -> None:
+    """Note the values of credential-like options, so that `redact` masks them anywhere."""
+    for key, value in options.items():
+        secret = under_secret or looks_secret(str(key))
+        if isinstance(value, dict):
+            _remember_secrets(value, secret)
+        elif secret:
+            _known_secrets.update(
+                s for s in _strings(value) if len(s) >= _MIN_SECRET_LENGTH
+            )
+
+
+def redact(text: str) -> str:
+    """`text` with URL passwords, non-ssh URL user names, credential query parameters
+    (`?sig=`) and known secret values masked.
+
+    Known: credential-like options of the config files loaded by this process, and
+    credential-like environment variables (AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, ...)."""
+    text = _URL_USERINFO_RE.sub(_mask_userinfo, text)
+    text = _URL_QUERY_SECRET_RE.sub(rf"\1{_MASK}", text)
+    secrets = _known_secrets | {
+        value for name, value in os.environ.items()
+        if _SECRET_ENV_RE.search(name.upper()) and len(value) >= 8
+    }
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group(1), match.group(2)
+    user, colon, _password = userinfo.partition(":")
+    if colon:
+        return f"{scheme}://{user}:{_MASK}@"
+    if scheme.lower() in _USER_SCHEMES:
+        return match.group(0)
+    return f"{scheme}://{_MASK}@"
 
 
 def env_flag(name: str) -> bool:
@@ -222,11 +478,15 @@ def env_value(name: str) -> str | None:
 def update_config(
     root: Path, mutate: Callable[[dict[str, Any]], None], local: bool = False
 ) -> None:
-    """Read one config file, let `mutate` change the mapping, write it back atomically."""
+    """Read one config file, let `mutate` change the mapping, write it back atomically.
+
+    The result is checked first: a value that would not load (or a secret bound for the
+    committed file) is refused with nothing written."""
     shared, local_path = config_paths(root)
     path = local_path if local else shared
     data = read_raw(path)
     mutate(data)
+    check_layer(data, str(path), committed=not local)
     write_raw(path, data)
 
 

@@ -7,9 +7,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from gitartifacts.config import SECRET_OPTIONS, RemoteConfig
+from gitartifacts.config import SAFE_OPTIONS, RemoteConfig, is_safe_option, url_has_credentials
 from gitartifacts.errors import ConfigError, RemoteError, UsageError
 from gitartifacts.objects import FsspecBackend, LocalBackend, ObjectStore
 
@@ -32,27 +31,39 @@ def scheme_of(url: str) -> str:
 
 
 def check_url(url: str) -> None:
-    """Refuse URLs that cannot work or would leak credentials into a committed file."""
+    """Refuse URLs that cannot work or would leak credentials into a config file."""
     if not url or url.strip() != url:
         raise UsageError(f"invalid remote URL {url!r}")
-    scheme = scheme_of(url)
-    if scheme != "file":
-        parts = urlsplit(url)
-        if parts.password is not None or (parts.username and scheme not in ("ssh", "sftp")):
-            raise ConfigError(
-                "remote URL contains credentials; they would be committed to git",
-                hint="put secrets in .gart/config.local.yaml with "
-                "`gart remote modify NAME KEY VALUE --local`, or in the environment",
-            )
-
-
-def check_option(key: str, local: bool) -> None:
-    """A secret option may only go to config.local.yaml (never committed)."""
-    if key.lower() in SECRET_OPTIONS and not local:
+    if url_has_credentials(url):
         raise ConfigError(
-            f"option {key!r} holds a secret and would be committed to git",
-            hint=f"re-run with --local to store it in .gart/config.local.yaml, "
+            "remote URL contains credentials; they would be written to a config file",
+            hint="put secrets in .gart/config.local.yaml with "
+            "`gart remote modify NAME KEY VALUE --local`, or in the environment",
+        )
+
+
+def check_option(key: str, local: bool, value: str | None = None) -> None:
+    """Only options known to be safe, with no credentials in their value, may be committed.
+
+    Anything else (a secret, or an option gart does not know) goes to config.local.yaml;
+    `url` itself is checked by check_url."""
+    if local or key == "url":
+        return
+    if not is_safe_option(key):
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), sorted(SAFE_OPTIONS), n=1, cutoff=0.8)
+        raise ConfigError(
+            f"option {key!r} is not known to be safe to commit (it may hold a secret)"
+            + (f"; did you mean {close[0]!r}?" if close else ""),
+            hint=f"re-run with --local to store it in .gart/config.local.yaml (git-ignored), "
             f"or set it in the environment{_env_hint(key)}",
+        )
+    if value is not None and url_has_credentials(value):
+        raise ConfigError(
+            f"the value of {key!r} is a URL with credentials; it would be committed to git",
+            hint="re-run with --local to store it in .gart/config.local.yaml (git-ignored), "
+            "or leave the credentials out of the URL",
         )
 
 

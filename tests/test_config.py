@@ -155,3 +155,132 @@ def test_env_value(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.env_value("GART_TEST_VALUE") is None
     monkeypatch.setenv("GART_TEST_VALUE", "run-7")
     assert config.env_value("GART_TEST_VALUE") == "run-7"
+
+
+# -- one schema for both files: every key and value checked, the file named ----------------
+
+
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize(
+    ("text", "key", "suggestion"),
+    [
+        ("core: {autostagee: false}\n", "core.autostagee", "autostage"),
+        ("cahce: {dir: /tmp/x}\n", "cahce", "cache"),
+        ("cache: {pack_treshold: 10}\n", "cache.pack_treshold", "pack_threshold"),
+        ("core: {job: 4}\n", "core.job", "jobs"),
+        ("alias: {protected: [production]}\n", "alias", "aliases"),
+        ("aliases: {protect: [production]}\n", "aliases.protect", "protected"),
+        ("remote: {storage: {url: /x}}\n", "remote", "remotes"),
+    ],
+)
+def test_a_misspelt_key_is_refused_with_a_suggestion(
+    repo: Path, local: bool, text: str, key: str, suggestion: str
+) -> None:
+    write_config(repo, text, local=local)
+    with pytest.raises(ConfigError) as info:
+        config.load_config(repo)
+    message = str(info.value)
+    assert ("config.local.yaml" if local else "config.yaml") in message
+    assert key in message and f"did you mean {suggestion!r}" in message
+
+
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize(
+    ("text", "key", "accepted"),
+    [
+        ("core: {jobs: -3}\n", "core.jobs", "1 to 256"),
+        ("core: {jobs: 0}\n", "core.jobs", "1 to 256"),
+        ("core: {jobs: 100000}\n", "core.jobs", "1 to 256"),
+        ("core: {jobs: '4'}\n", "core.jobs", "1 to 256"),
+        ("cache: {dir: 5}\n", "cache.dir", "directory path"),
+        ("cache: {dir: ''}\n", "cache.dir", "directory path"),
+        ("cache: {dir: [a]}\n", "cache.dir", "directory path"),
+        ("cache: {pack_threshold: -1}\n", "cache.pack_threshold", "0 or more"),
+        ("cache: {type: [copy, teleport]}\n", "cache.type", "reflink, hardlink, symlink, copy"),
+        ("core: {autostage: 1}\n", "core.autostage", "true or false"),
+        ("core: {remote: 7}\n", "core.remote", "remote name"),
+        ("aliases: {protected: [production, 3]}\n", "aliases.protected", "alias names"),
+        ("remotes: [storage]\n", "remotes", "mapping"),
+        ("remotes: {'bad name': {url: /x}}\n", "remotes.bad name", "A-Za-z0-9"),
+        ("remotes: {storage: {url: 5}}\n", "remotes.storage.url", "path or URL"),
+        ("remotes: {storage: /x}\n", "remotes.storage", "mapping"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_file_key_and_accepted_values(
+    repo: Path, local: bool, text: str, key: str, accepted: str
+) -> None:
+    write_config(repo, text, local=local)
+    with pytest.raises(ConfigError) as info:
+        config.load_config(repo)
+    message = str(info.value)
+    assert ("config.local.yaml" if local else "config.yaml") in message
+    assert key in message and accepted in message
+
+
+def test_a_valid_config_in_both_files_still_loads(repo: Path) -> None:
+    write_config(
+        repo,
+        "gart: 1\ncore: {autostage: false, jobs: 256, remote: storage}\n"
+        "cache: {dir: ../cache, type: hardlink, pack_threshold: 0}\n"
+        "remotes: {storage: {url: 's3://b/x', endpoint_url: 'http://127.0.0.1:9', anon: true}}\n"
+        "aliases: {protected: [production]}\n",
+    )
+    write_config(repo, "gart: 1\ncore: {jobs: 1}\nremotes: {storage: {key: AKIAX}}\n", local=True)
+    cfg = config.load_config(repo)
+    assert cfg.jobs == 1 and cfg.autostage is False and cfg.pack_threshold == 0
+    assert cfg.remotes["storage"].options == {
+        "endpoint_url": "http://127.0.0.1:9", "anon": True, "key": "AKIAX"}
+
+
+def test_options_for_a_remote_defined_nowhere_name_the_local_file(repo: Path) -> None:
+    write_config(repo, "remotes: {ghost: {secret: abc}}\n", local=True)
+    with pytest.raises(ConfigError, match="needs a 'url'") as info:
+        config.load_config(repo)
+    assert "config.local.yaml" in str(info.value) and "abc" not in str(info.value)
+
+
+def test_a_refused_update_writes_nothing(repo: Path) -> None:
+    before = config.config_paths(repo)[0].read_bytes()
+
+    def add_secret(data: dict) -> None:
+        data.setdefault("remotes", {})["storage"] = {"url": "s3://b/x", "secret": "abcdef"}
+
+    with pytest.raises(ConfigError, match="remotes.storage.secret"):
+        config.update_config(repo, add_secret)
+    assert config.config_paths(repo)[0].read_bytes() == before
+    config.update_config(repo, add_secret, local=True)  # the local file may hold it
+    assert config.load_config(repo).remotes["storage"].options == {"secret": "abcdef"}
+
+
+def test_error_hints_name_commands_not_files_missing_from_the_installed_package() -> None:
+    import ast
+
+    import gitartifacts
+
+    found = []
+    for module in sorted(Path(gitartifacts.__file__).parent.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{module.name}:{node.lineno}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and "docs/" in node.value
+        ]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [({"gart": 2}, "not supported"), ({"core": {"jbos": 2}}, "did you mean 'jobs'"),
+     ({"remotes": {"s": {"url": "s3://b/x", "secret": "abcdef"}}}, "remotes.s.secret")],
+)
+def test_another_repositorys_config_is_checked_as_a_committed_file(
+    tmp_path: Path, data: dict, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as info:
+        config.parse_config(tmp_path, data, source="https://host/team/data.git:.gart/config.yaml")
+    assert "team/data.git" in str(info.value) and "abcdef" not in str(info.value)
