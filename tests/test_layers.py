@@ -22,6 +22,10 @@ ROWS: dict[str, float] = {
     "manifest": 4, "lineage": 4,
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
+    "repocore": 6.5,  # one repository's state; the rooms below build on it
+    "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
+    "sync": 6.7,  # push/fetch/pull need the three rooms above
+    "foreign": 6.8,  # another repository's artifacts, no clone
     "api": 7,
     "runs": 7.2,  # row 7: run records are built on the Repo API
     "runner": 7.4, "pipeline": 7.6,  # `gart run` executes; stages repeat runs

@@ -1,0 +1,188 @@
+"""Push (upload, then publish), fetch, pull and fsck of a repository's artifacts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gitartifacts import manifest as manifestmod
+from gitartifacts.aliases import Version
+from gitartifacts.errors import GartError, UsageError
+from gitartifacts.manifest import Manifest
+from gitartifacts.paths import validate_alias
+from gitartifacts.remoteconfig import RemoteConfigRoom
+from gitartifacts.repocore import ProgressHook, _only_prefix
+from gitartifacts.tracking import Tracking
+from gitartifacts.versioning import Versioning
+from gitartifacts.workspace import CheckoutPlan
+
+if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
+    from gitartifacts.transfer import TransferResult
+
+
+@dataclass
+class PushResult:
+    """What `gart push` sent, for which artifacts, to where, and what it published."""
+
+    manifests: list[Manifest]
+    transfer: TransferResult
+    remote: str
+    versions: list[tuple[Version, bool]] = field(default_factory=list)  # (version, created)
+    unpublished: list[str] = field(default_factory=list)  # working tree differs from HEAD
+    tags_local_only: bool = False
+
+
+class Sync(Tracking, RemoteConfigRoom, Versioning):
+    """Byte movement: push (upload, then publish), fetch, pull, fsck."""
+
+    # -- push / fetch / pull --------------------------------------------------------------
+
+    def push(
+        self,
+        names: Sequence[str] | None = None,
+        remote: str | None = None,
+        jobs: int | None = None,
+        progress: ProgressHook | None = None,
+        publish: bool = True,
+        aliases: Sequence[str] = (),
+        force: bool = False,
+    ) -> PushResult:
+        """Upload what the named (default: all) artifacts need, then publish versions.
+
+        Order matters (restic's rule): blobs are uploaded and confirmed first; only then are
+        version tags created for committed manifests, so a published version never points
+        at bytes the remote lacks."""
+        from gitartifacts import transfer
+
+        for alias in aliases:
+            validate_alias(alias)
+        names = list(names or self.artifact_names())
+        working = [self.load_manifest(n) for n in names]
+        head = self.git.head_commit()
+        committed: dict[str, Manifest] = {}
+        if head is not None:
+            for name in names:
+                data = self.git.read_file(head, self.manifest_relpath(name))
+                if data is not None:
+                    committed[name] = manifestmod.loads(data, f"HEAD:{self.manifest_relpath(name)}")
+        every = working + [m for m in committed.values() if m not in working]
+        oids = {e.oid for m in every for e in m.entries}
+        store = self.remote_store(remote)
+        result = transfer.push(self.cache, store, oids, jobs or self.config.jobs, progress)
+        if result.failed:
+            raise _transfer_error("push", result.failed, every, store.describe())
+        out = PushResult(working, result, store.describe())
+        if not publish:
+            return out
+        for manifest in working:
+            published = committed.get(manifest.name)
+            stale = published is None or published.digest != manifest.digest
+            if stale:
+                out.unpublished.append(manifest.name)
+                if published is None:
+                    continue
+            assert head is not None
+            version, created = self.registry.publish(manifest.name, published, head)
+            out.versions.append((version, created))
+            # Aliases name the content being pushed: never move them to an older commit.
+            wanted = [] if stale else list(aliases)
+            wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
+                       if a not in wanted]
+            for alias in wanted:
+                self.set_alias(manifest.name, version.label, alias, force=force)
+            if wanted:
+                version.aliases = sorted(set(version.aliases) | set(wanted))
+        out.tags_local_only = self.registry.remote is None
+        return out
+
+
+    def fetch(
+        self,
+        specs: Sequence[str | Manifest],
+        remote: str | None = None,
+        jobs: int | None = None,
+        path_prefix: str | None = None,
+        progress: ProgressHook | None = None,
+    ) -> tuple[list[Manifest], TransferResult]:
+        """Download into the cache what the given artifacts need; nothing is checked out."""
+        from gitartifacts import transfer
+
+        manifests = [
+            _only_prefix(s if isinstance(s, Manifest) else self.resolve(s), path_prefix)
+            for s in specs
+        ]
+        oids = {e.oid for m in manifests for e in m.entries}
+        if not self.cache.missing(oids):  # all cached: no remote needed, none contacted
+            return manifests, transfer.TransferResult(present=len(oids))
+        store = self.remote_store(remote)
+        result = transfer.fetch(store, self.cache, oids, jobs or self.config.jobs, progress)
+        if result.failed:
+            raise _transfer_error("pull", result.failed, manifests, store.describe())
+        return manifests, result
+
+    def pull(
+        self,
+        specs: Sequence[str | Manifest],
+        remote: str | None = None,
+        jobs: int | None = None,
+        to: str | os.PathLike[str] | None = None,
+        path_prefix: str | None = None,
+        force: bool = False,
+        progress: ProgressHook | None = None,
+        dry_run: bool = False,
+    ) -> list[tuple[Manifest, TransferResult, CheckoutPlan]]:
+        """Fetch, verify, then check out each artifact (into `to` when given).
+
+        With `dry_run`, only resolve and plan: the result's `transferred` counts the objects
+        that would be downloaded, and the plan the files that would be written."""
+        from gitartifacts.transfer import TransferResult
+
+        if to is not None and len(specs) > 1:
+            raise UsageError("--to takes one artifact", hint="pull them one at a time")
+        out = []
+        for spec in specs:
+            if dry_run:
+                manifest = _only_prefix(
+                    spec if isinstance(spec, Manifest) else self.resolve(spec), path_prefix)
+                oids = {e.oid for e in manifest.entries}
+                absent = self.cache.missing(oids)
+                result = TransferResult(transferred=len(absent), present=len(oids) - len(absent))
+            else:
+                (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
+            plan = self.checkout(manifest, force=force, to=to, partial=path_prefix,
+                                 dry_run=dry_run)
+            out.append((manifest, result, plan))
+        return out
+
+    def fsck(self) -> list[str]:
+        """Verify every object in the cache; also clears temp files of killed writers."""
+        self.cache.remove_stale_temp()
+        return self.cache.verify()
+
+
+def _transfer_error(
+    action: str, failed: dict[str, str], manifests: Sequence[Manifest], remote: str
+) -> GartError:
+    from gitartifacts.errors import ObjectNotFoundError, RemoteError
+
+    paths = [
+        f"{m.name}:{e.path}" for m in manifests for e in m.entries if e.oid in failed
+    ]
+    first = failed[next(iter(failed))]
+    listing = ", ".join(paths)  # every path: the user must know exactly what is missing
+    if all("missing" in reason or "not in the local cache" in reason for reason in failed.values()):
+        where = "the local cache" if action == "push" else remote
+        hint = (
+            "re-run `gart add` for those paths (their bytes are not in this cache)"
+            if action == "push"
+            else "push them from a clone that has them (`gart push`), then pull again"
+        )
+        return ObjectNotFoundError(f"{len(paths)} file(s) missing from {where}: {listing}", hint)
+    return RemoteError(
+        f"{action} failed for {len(paths)} file(s) ({first}): {listing}",
+        hint=f"nothing partial was kept; re-run `gart {action}` to resume",
+    )
+
+

@@ -1,0 +1,390 @@
+"""Working-tree rooms of a repository: add/save into the cache, status, checkout, diff."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitartifacts import manifest as manifestmod
+from gitartifacts import workspace
+from gitartifacts.errors import ConfigError, GartError, InvalidPathError, ManifestError, UsageError
+from gitartifacts.fsutil import atomic_write
+from gitartifacts.hashing import FileStat
+from gitartifacts.manifest import Entry, Manifest
+from gitartifacts.paths import check_relative_path, validate_name, validate_type
+from gitartifacts.repocore import ProgressHook, RepoCore, _state_prefix
+from gitartifacts.workspace import (
+    CheckoutPlan,
+    Comparison,
+    WorkFile,
+    compare,
+    compute_digests,
+    scan,
+)
+
+if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
+    pass
+
+
+@dataclass
+class AddResult:
+    """What `gart add` did."""
+
+    manifest: Manifest
+    changed: bool  # False: identical content and fields, nothing written
+    hashed: int  # files actually read
+    stored: int  # objects newly written to the cache
+    manifest_path: Path
+
+
+@dataclass
+class ArtifactStatus:
+    """One artifact's working tree compared with its manifest and the cache."""
+
+    name: str
+    path: str
+    comparison: Comparison
+    missing_from_cache: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        if not self.comparison.clean:
+            if not (self.comparison.added or self.comparison.changed) and (
+                self.comparison.unchanged == 0
+            ):
+                return "not checked out"
+            return "modified"
+        return "missing from cache" if self.missing_from_cache else "clean"
+
+
+@dataclass
+
+@dataclass
+class DiffResult:
+    """Two versions of an artifact compared path by path."""
+
+    name: str
+    old_label: str
+    new_label: str
+    added: list[Entry]
+    removed: list[Entry]
+    changed: list[tuple[Entry, Entry]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+class Artifact:
+    """A W&B-style artifact under construction: files gathered, then saved by a Repo."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str = "dataset",
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = validate_name(name)
+        self.type = validate_type(type)
+        self.description = description
+        self.metadata = dict(metadata or {})
+        self.files: dict[str, Path] = {}  # artifact path -> local file
+        self.excludes: list[str] = []
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidPathError(f"{path} is not a file")
+        self._put(name or path.name, path)
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        root = Path(local_path)
+        if not root.is_dir():
+            raise InvalidPathError(f"{root} is not a directory")
+        for rel, wf in scan(root).items():
+            self._put(f"{name.strip('/')}/{rel}" if name else rel, Path(wf.abspath))
+
+    def _put(self, artifact_path: str, local: Path) -> None:
+        check_relative_path(artifact_path, "artifact path")
+        self.files[artifact_path] = local
+
+
+class Tracking(RepoCore):
+    """Working-tree work: add, save, status, checkout, diff."""
+
+    def add(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        name: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        excludes: Sequence[str] = (),
+        progress: ProgressHook | None = None,
+    ) -> AddResult:
+        """Hash `paths` into the cache and write the manifest (staged in git if autostage)."""
+        if not paths:
+            raise UsageError("nothing to add", hint="give a file or directory, e.g. gart add data/")
+        rels = [self._repo_relative(p) for p in paths]
+        if name is None:
+            if len(rels) > 1:
+                raise UsageError(
+                    "several paths need one --name", hint="e.g. gart add a/ b/ --name my-dataset"
+                )
+            name = default_name(rels[0])
+        validate_name(name)
+        if type is not None:
+            validate_type(type)
+        previous = self._existing_manifest(name)
+        if len(rels) == 1 and os.path.isdir(self.root / rels[0]):
+            root_rel, include = rels[0], ["."]
+        elif len(rels) == 1:
+            root_rel, _, leaf = rels[0].rpartition("/")
+            root_rel, include = root_rel or ".", [leaf]
+        else:
+            root_rel = _common_dir(rels)
+            include = sorted(r if root_rel == "." else r[len(root_rel) + 1 :] for r in rels)
+        self._check_not_tracked(rels)
+        self._check_overlap(name, root_rel, include)
+        root = self.root / root_rel
+        gitignore = self._gitignore_update([_join(root_rel, i) for i in include])
+        if not excludes and previous is not None and previous.path == root_rel:
+            excludes = previous.exclude  # a re-add keeps the artifact's exclusions
+        files = scan(root, include, self.ignore_rules(excludes),
+                     allowed_link_roots=[self.config.cache_path])
+        result = compute_digests(
+            files, self.state, _state_prefix(root), store=self.cache, progress=progress,
+            jobs=self.config.jobs,
+        )
+        new = Manifest(
+            name=name,
+            type=type or (previous.type if previous else "dataset"),
+            description=description if description is not None else (
+                previous.description if previous else ""),
+            metadata=metadata if metadata is not None else (previous.metadata if previous else {}),
+            path=root_rel,
+            include=tuple(include),
+            exclude=tuple(excludes),
+            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+        )
+        new_text = manifestmod.dumps(new)
+        path = self.manifest_path(name)
+        if previous is not None and path.read_text(encoding="utf-8") == new_text:
+            return AddResult(new, False, result.hashed, result.stored, path)
+        ignored = self._write_gitignore(gitignore)
+        self.write_manifest(new)
+        if self.config.autostage:
+            self.git.stage([self.manifest_relpath(name), *ignored])
+        return AddResult(new, True, result.hashed, result.stored, path)
+
+    def save(self, artifact: Artifact, path: str | None = None) -> AddResult:
+        """Store a W&B-style Artifact built with add_file/add_dir and write its manifest.
+
+        Its working-tree location is `path`, else the directory it was gathered from when
+        every file sits at <dir>/<artifact path>, else `artifacts/<name>`.
+        """
+        if not artifact.files:
+            raise UsageError(f"artifact {artifact.name!r} has no files", hint="call add_file first")
+        if path is None:
+            path = _natural_root(self.root, artifact.files) or f"artifacts/{artifact.name}"
+        gitignore = self._gitignore_update([path])
+        files = {
+            rel: WorkFile(rel, os.path.abspath(local), FileStat.of(os.stat(local)))
+            for rel, local in artifact.files.items()
+        }
+        result = compute_digests(files, self.state, "/", store=self.cache, jobs=self.config.jobs)
+        new = Manifest(
+            name=artifact.name, type=artifact.type, description=artifact.description,
+            metadata=artifact.metadata, path=path,
+            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+        )
+        previous = self._existing_manifest(artifact.name)
+        changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
+        if changed:
+            ignored = self._write_gitignore(gitignore)
+            self.write_manifest(new)
+            if self.config.autostage:
+                self.git.stage([self.manifest_relpath(artifact.name), *ignored])
+        return AddResult(new, changed, result.hashed, result.stored,
+                         self.manifest_path(artifact.name))
+
+    def _check_overlap(self, name: str, root_rel: str, include: Sequence[str]) -> None:
+        mine = [_join(root_rel, i) for i in include]
+        for other in self.artifact_names():
+            if other == name:
+                continue
+            try:
+                manifest = self.load_manifest(other)
+            except ManifestError:
+                continue
+            for theirs in (_join(manifest.path, i) for i in manifest.include):
+                for path in mine:
+                    if _overlaps(path, theirs):
+                        raise UsageError(
+                            f"{path} overlaps artifact {other!r} ({theirs})",
+                            hint=f"add it to {other!r} with --name {other}, or pick another path",
+                        )
+
+    def _check_not_tracked(self, rels: Sequence[str]) -> None:
+        tracked = self.git.tracked_files(list(rels))
+        if tracked:
+            raise UsageError(
+                f"{tracked[0]} is tracked by git; gart and git must not both own the bytes",
+                hint=f"run `git rm -r --cached {rels[0]}` first, then gart add again",
+            )
+
+    def _gitignore_update(self, rels: Sequence[str]) -> str | None:
+        """The root .gitignore's new text once it ignores the data paths (None: no change).
+
+        Read before anything is hashed or written, so an unreadable file stops `add` early."""
+        gitignore = self.root / ".gitignore"
+        try:
+            text = gitignore.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            text = ""
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{gitignore} is not valid UTF-8; gart cannot add its data paths to it",
+                hint="re-save .gitignore as UTF-8, then run gart add again",
+            ) from None
+        lines = set(text.splitlines())
+        wanted = [f"/{r}" for r in rels if f"/{r}" not in lines and f"/{r}/" not in lines]
+        if not wanted:
+            return None
+        if text and not text.endswith("\n"):
+            text += "\n"
+        return text + "".join(f"{line}\n" for line in wanted)
+
+    def _write_gitignore(self, text: str | None) -> list[str]:
+        """Write the planned .gitignore (before the manifest); returns the files to stage."""
+        if text is None:
+            return []
+        atomic_write(self.root / ".gitignore", text.encode("utf-8"))
+        return [".gitignore"]
+
+    # -- status / checkout ----------------------------------------------------------------
+
+    def workspace_digests(
+        self, manifest: Manifest, root: Path | None = None, progress: ProgressHook | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """Digests of the files currently under the artifact's location."""
+        root = root or self.root / manifest.path
+        files = scan(root, manifest.include, self.ignore_rules(manifest.exclude),
+                     allowed_link_roots=[self.config.cache_path])
+        return compute_digests(files, self.state, _state_prefix(root), progress=progress,
+                               jobs=self.config.jobs).digests
+
+    def status(self, names: Iterable[str] | None = None) -> list[ArtifactStatus]:
+        out = []
+        for name in names or self.artifact_names():
+            manifest = self.load_manifest(name)
+            digests = self.workspace_digests(manifest)
+            comparison = compare(manifest.entries, digests)
+            absent = self.cache.missing({e.oid for e in manifest.entries})
+            missing = [e.path for e in manifest.entries if e.oid in absent]
+            out.append(ArtifactStatus(name, manifest.path, comparison, missing))
+        return out
+
+    def checkout(
+        self,
+        spec: str | Manifest,
+        force: bool = False,
+        to: str | os.PathLike[str] | None = None,
+        progress: ProgressHook | None = None,
+        dry_run: bool = False,
+        partial: str | None = None,
+    ) -> CheckoutPlan:
+        """Make the working tree (or `to`) match a manifest, from the cache."""
+        manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
+        root = Path(to) if to is not None else self.root / manifest.path
+        if partial:  # only this path inside the artifact: leave everything else alone
+            manifest = replace(manifest, include=(partial.strip("/"),))
+        if to is None and os.path.lexists(root):
+            self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
+        return workspace.checkout(
+            manifest, root, self.cache, self.state, self.config.link_types,
+            self.ignore_rules(manifest.exclude), force=force, progress=progress,
+            dry_run=dry_run, allowed_link_roots=[self.config.cache_path],
+        )
+
+    def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:
+        """Compare two committed versions, or a committed one with the working tree."""
+        if old is None:
+            old_manifest = self.load_manifest(name)
+            old_entries = old_manifest.by_path()
+            current = self.workspace_digests(old_manifest)
+            new_entries = {p: Entry(p, oid, size) for p, (oid, size) in current.items()}
+            labels = (f"{name} (manifest)", f"{name} (working tree)")
+        else:
+            old_entries = self.resolve(f"{name}@{old}").by_path()
+            if new is None:
+                new_entries = self.load_manifest(name).by_path()
+                labels = (f"{name}@{old}", f"{name} (manifest)")
+            else:
+                new_entries = self.resolve(f"{name}@{new}").by_path()
+                labels = (f"{name}@{old}", f"{name}@{new}")
+        added = [new_entries[p] for p in sorted(set(new_entries) - set(old_entries))]
+        removed = [old_entries[p] for p in sorted(set(old_entries) - set(new_entries))]
+        changed = [
+            (old_entries[p], new_entries[p])
+            for p in sorted(set(old_entries) & set(new_entries))
+            if old_entries[p].oid != new_entries[p].oid
+        ]
+        return DiffResult(name, labels[0], labels[1], added, removed, changed)
+
+
+def default_name(rel: str) -> str:
+    """An artifact name from a path's base name: lower-cased, odd characters to '-'."""
+    import re
+
+    base = rel.rstrip("/").rpartition("/")[2].lower()
+    candidate = re.sub(r"[^a-z0-9._-]+", "-", base).strip("-.") or "artifact"
+    if not candidate[0].isalnum():
+        candidate = "a" + candidate
+    try:
+        return validate_name(candidate)
+    except GartError:
+        raise UsageError(
+            f"cannot derive an artifact name from {rel!r}", hint="pass --name NAME"
+        ) from None
+
+
+def _join(root: str, item: str) -> str:
+    if item == ".":
+        return root
+    return item if root == "." else f"{root}/{item}"
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _common_dir(rels: Sequence[str]) -> str:
+    common = os.path.commonpath(rels).replace(os.sep, "/")
+    if common in rels:  # one path contains the others: its parent is the root
+        common = common.rpartition("/")[0]
+    return common or "."
+
+
+def _natural_root(repo_root: Path, files: dict[str, Path]) -> str | None:
+    roots = set()
+    for rel, local in files.items():
+        absolute = os.path.abspath(local)
+        suffix = os.sep + rel.replace("/", os.sep)
+        if not absolute.endswith(suffix):
+            return None
+        roots.add(absolute[: -len(suffix)])
+    if len(roots) != 1:
+        return None
+    root = roots.pop()
+    real_repo = os.path.realpath(repo_root)
+    if root != real_repo and not root.startswith(real_repo + os.sep):
+        return None
+    rel = os.path.relpath(root, real_repo).replace(os.sep, "/")
+    return None if rel == "." else rel
+
+
