@@ -213,6 +213,7 @@ def status(state: State, names: tuple[str, ...], as_json: bool) -> None:
     """
     repo = open_repo()
     results = repo.status(list(names) or None)
+    warn_tracked_private(repo)
     if as_json:
         emit_json([
             {"name": s.name, "path": s.path, "state": s.state,
@@ -348,6 +349,17 @@ def fsck(state: State, as_json: bool) -> None:
             state.say("cache OK")
     if problems:
         sys.exit(1)
+
+
+def warn_tracked_private(repo: Any) -> None:
+    """Say (even under -q) that git tracks files under .gart/tmp or .gart/cache."""
+    tracked = repo.tracked_private_files()
+    if tracked:
+        click.echo(
+            f"warning: git tracks {len(tracked)} file(s) under .gart/tmp or .gart/cache "
+            f"(e.g. {tracked[0]}); gart never uses them. Remove them with "
+            "`git rm -r --cached .gart/tmp .gart/cache`", err=True,
+        )
 
 
 @cli.group()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hmac
 import os
 import re
+import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +96,7 @@ class Config:
 
     @property
     def tmp_path(self) -> Path:
-        return self.gart_dir / "tmp"
+        return private_tmp(self.gart_dir)
 
 
 def config_paths(root: Path) -> tuple[Path, Path]:
@@ -135,7 +139,7 @@ def _load_yaml_cached(text: bytes, path: Path) -> Any:
     import marshal
 
     key = hashlib.sha256(text).hexdigest()
-    cached = path.parent / "tmp" / "parsed-config" / key
+    cached = private_tmp(path.parent) / "parsed-config" / key
     try:
         return marshal.loads(cached.read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
@@ -182,6 +186,7 @@ def load_config(root: Path) -> Config:
         raise NotARepositoryError(
             f"gart is not initialised in {root}", hint="run `gart init` in the repository first"
         )
+    check_private_layout(shared.parent)
     layers = [(str(shared), read_raw(shared)), (str(local), read_raw(local))]
     check_layer(layers[0][1], layers[0][0], committed=True)
     check_layer(layers[1][1], layers[1][0], committed=False)
@@ -369,6 +374,13 @@ def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
     config.autostage = core.get("autostage", True)
     config.jobs = core.get("jobs", DEFAULT_JOBS)
     config.default_remote = core.get("remote")
+    committed_dir = (layers[0][1].get("cache") or {}).get("dir")
+    if committed_dir is not None and not _inside_repository(root, str(committed_dir)):
+        raise ConfigError(
+            f"{layers[0][0]}: cache.dir {committed_dir!r} leads outside the repository; a "
+            "committed file may not choose where gart writes on other machines",
+            hint="set it in .gart/config.local.yaml (or GART_CACHE_DIR) on this machine instead",
+        )
     cache_dir = os.environ.get("GART_CACHE_DIR") or cache.get("dir")
     if cache_dir:
         cache_path = Path(os.path.expanduser(str(cache_dir)))
@@ -494,6 +506,89 @@ def read_layer(root: Path, local: bool) -> dict[str, Any]:
     """The raw mapping of the committed (or local) config file alone."""
     shared, local_path = config_paths(root)
     return read_raw(local_path if local else shared)
+
+
+def _inside_repository(root: Path, path: str) -> bool:
+    """A relative path that stays inside the repository: no `~`, no absolute path, no `..`,
+    no symlink out of it."""
+    if path.startswith("~") or os.path.isabs(path) or re.match(r"^[A-Za-z]:", path):
+        return False
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, path))
+    return ".." not in Path(path).parts and real.startswith(real_root + os.sep)
+
+
+# -- the machine-local secret: caches under .gart/tmp that git cannot forge -----------------
+
+SECRET_FILE = "local-secret"
+PRIVATE_DIRS = ("", "tmp", "cache", "artifacts", "runs")  # under .gart; never symlinks
+
+
+def local_secret() -> bytes:
+    """32 random bytes kept in the user cache directory, never in a repository.
+
+    Everything gart caches under `.gart/tmp` lives in a directory named after this secret,
+    so files someone committed there (force-added past .gitignore) are never read: they
+    cannot guess the name. Without a writable user cache directory the secret lives only
+    in this process, which keeps the guarantee and only costs speed."""
+    return _secret_at(user_cache_dir() / SECRET_FILE)
+
+
+@functools.cache
+def _secret_at(path: Path) -> bytes:
+    for _attempt in range(3):
+        try:
+            data = path.read_bytes()
+            if len(data) == 32:
+                return data
+        except FileNotFoundError:
+            pass
+        except OSError:
+            break
+        try:  # complete first, then published with link(): readers never see a short file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won: read theirs
+            finally:
+                os.unlink(tmp)
+        except OSError:
+            break
+    return secrets.token_bytes(32)
+
+
+def private_tmp(gart_dir: Path) -> Path:
+    """`.gart/tmp/local-<tag>`: this machine's caches for the repository at gart_dir."""
+    return _private_tmp(gart_dir, local_secret())
+
+
+@functools.cache
+def _private_tmp(gart_dir: Path, secret: bytes) -> Path:
+    tag = hmac.new(secret, os.fsencode(os.path.abspath(gart_dir)), "sha256")
+    return gart_dir / "tmp" / f"local-{tag.hexdigest()[:24]}"
+
+
+def check_private_layout(gart_dir: Path) -> None:
+    """Refuse to work when `.gart` or a directory gart writes in it is a symlink (or not a
+    directory): a committed symlink there would lead gart's writes out of the repository."""
+    for name in (*PRIVATE_DIRS, f"tmp/{private_tmp(gart_dir).name}"):
+        path = gart_dir / name if name else gart_dir
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            kind = "a symlink" if stat.S_ISLNK(mode) else "not a directory"
+            raise ConfigError(
+                f"{path} is {kind}; gart will not write through it",
+                hint=f"remove it (`git rm --cached {GART_DIR}/{name}` if it was committed, "
+                "then delete it) and run the command again",
+            )
 
 
 def user_cache_dir() -> Path:

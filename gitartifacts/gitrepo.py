@@ -87,6 +87,27 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+def index_may_track(root: Path, prefixes: tuple[str, ...]) -> bool:
+    """Whether git's index may hold paths under `prefixes`, read without starting git.
+
+    Index versions 2 and 3 store every path whole, so a substring test answers "no" with
+    certainty; version 4 compresses paths (and an unreadable index proves nothing), so the
+    answer is then "maybe" and the caller asks `git ls-files`."""
+    dot_git = root / ".git"
+    try:
+        if dot_git.is_file():  # a worktree or submodule: `gitdir: <path>`
+            target = dot_git.read_text(encoding="utf-8").strip().removeprefix("gitdir: ")
+            dot_git = (root / target).resolve()
+        data = (dot_git / "index").read_bytes()
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError):
+        return True
+    if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\x02", b"\0\0\0\x03"):
+        return True
+    return any(prefix.encode() in data for prefix in prefixes)
+
+
 class GitRepo:
     """One git repository (working tree or bare); opened lazily so importing gart stays cheap."""
 

@@ -13,7 +13,7 @@ from gitartifacts import manifest as manifestmod
 from gitartifacts.aliases import Registry, Resolved, check_digest
 from gitartifacts.errors import ArtifactNotFoundError, InvalidPathError, ManifestError
 from gitartifacts.fsutil import atomic_write
-from gitartifacts.gitrepo import GitRepo, find_root
+from gitartifacts.gitrepo import GitRepo, find_root, index_may_track
 from gitartifacts.hashing import StateCache
 from gitartifacts.manifest import Manifest
 from gitartifacts.objects import ObjectStore
@@ -86,6 +86,16 @@ class RepoCore:
         if self._state is None:
             self._state = StateCache(self.config.tmp_path / "state.db")
         return self._state
+
+    def tracked_private_files(self) -> list[str]:
+        """Files git tracks under .gart/tmp or .gart/cache (someone force-added them).
+
+        gart never reads them (its caches live under a secret name; cache objects are
+        hashed whenever they are read), but their presence is worth a warning."""
+        prefixes = (f"{configmod.GART_DIR}/tmp/", f"{configmod.GART_DIR}/cache/")
+        if not index_may_track(self.root, prefixes):
+            return []
+        return self.git.tracked_files([p.rstrip("/") for p in prefixes])
 
     # -- manifests ------------------------------------------------------------------------
 

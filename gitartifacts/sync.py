@@ -159,7 +159,10 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
     def fsck(self) -> list[str]:
         """Verify every object in the cache; also clears temp files of killed writers."""
         self.cache.remove_stale_temp()
-        return self.cache.verify()
+        problems = self.cache.verify()
+        problems += [f"{path}: tracked by git although gart keeps it private; gart ignores it "
+                     "(remove it with `git rm --cached`)" for path in self.tracked_private_files()]
+        return problems
 
 
 def _transfer_error(

@@ -453,9 +453,7 @@ def test_shared_cache_dir_between_two_clones(tmp_path: Path, gart: Gart,
     shared = tmp_path / "shared-cache"
     first = init_git_repo(tmp_path / "first")
     ok(gart("init", cwd=first))
-    config = first / ".gart" / "config.yaml"
-    config.write_text(config.read_text() + f"cache: {{dir: {shared}}}\n")
-    git(first, "add", ".gart/config.yaml")
+    (first / ".gart" / "config.local.yaml").write_text(f"cache: {{dir: {shared}}}\n")
     data = make_dataset(first / "data", files=5, seed=9)
     (first / "data" / "big.bin").write_bytes(os.urandom((1 << 20) + 1))
     data["big.bin"] = (first / "data" / "big.bin").read_bytes()
@@ -465,6 +463,7 @@ def test_shared_cache_dir_between_two_clones(tmp_path: Path, gart: Gart,
     assert any((shared / "packs").glob("*.idx")) and any((shared / "files").rglob("*"))
     second = tmp_path / "second"
     git(tmp_path, "clone", "-q", str(first), str(second))
+    (second / ".gart" / "config.local.yaml").write_text(f"cache: {{dir: {shared}}}\n")
     assert not (second / "data").exists()
     assert "not checked out" in ok(gart("status", cwd=second)).out
     ok(gart("checkout", "data", cwd=second))

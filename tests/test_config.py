@@ -21,7 +21,7 @@ def test_defaults_after_init(repo: Path) -> None:
     assert cfg.link_types == ["reflink", "copy"]
     assert cfg.pack_threshold == 1 << 20
     assert cfg.cache_path == repo / ".gart" / "cache"
-    assert cfg.tmp_path == repo / ".gart" / "tmp"
+    assert cfg.tmp_path.parent == repo / ".gart" / "tmp"  # under a machine-local secret name
     assert cfg.remotes == {} and cfg.default_remote is None
 
 
@@ -51,9 +51,10 @@ def test_local_file_deep_merges_over_the_shared_one(repo: Path) -> None:
 
 
 def test_cache_dir_forms(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    write_config(repo, "gart: 1\ncache: {dir: ~/gart-cache}\n")
+    # Outside the repository only from the local file (test_security_caches: never committed).
+    write_config(repo, "gart: 1\ncache: {dir: ~/gart-cache}\n", local=True)
     assert config.load_config(repo).cache_path == Path.home() / "gart-cache"
-    write_config(repo, f"gart: 1\ncache: {{dir: {tmp_path / 'abs'}}}\n")
+    write_config(repo, f"gart: 1\ncache: {{dir: {tmp_path / 'abs'}}}\n", local=True)
     assert config.load_config(repo).cache_path == tmp_path / "abs"
     monkeypatch.setenv("GART_CACHE_DIR", str(tmp_path / "from-env"))
     assert config.load_config(repo).cache_path == tmp_path / "from-env"  # env beats files
@@ -221,7 +222,7 @@ def test_a_valid_config_in_both_files_still_loads(repo: Path) -> None:
     write_config(
         repo,
         "gart: 1\ncore: {autostage: false, jobs: 256, remote: storage}\n"
-        "cache: {dir: ../cache, type: hardlink, pack_threshold: 0}\n"
+        "cache: {dir: cache, type: hardlink, pack_threshold: 0}\n"
         "remotes: {storage: {url: 's3://b/x', endpoint_url: 'http://127.0.0.1:9', anon: true}}\n"
         "aliases: {protected: [production]}\n",
     )
