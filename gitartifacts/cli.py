@@ -511,7 +511,7 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
                    "versions": [{"name": v.name, "version": v.label, "created": created,
                                  "digest": v.digest, "aliases": v.aliases}
                                 for v, created in result.versions],
-                   "unpublished": result.unpublished,
+                   "unpublished": result.unpublished, "held_back": result.held_back,
                    "tags_pushed": not result.tags_local_only})
         return
     state.say(f"Pushed {t.transferred} object(s), {human_size(t.bytes)} to {result.remote} "
@@ -525,6 +525,8 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
                   + (" (aliases not moved)" if aliases else ""))
     if result.versions and result.tags_local_only:
         state.say("No git remote 'origin': version tags were created locally only.")
+    if result.held_back:
+        click.echo(f"Not published: {result.held_back}", err=True)
 
 
 def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
@@ -578,11 +580,17 @@ def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: in
       gart pull raw-images@production
       gart pull raw-images --to /tmp/x --path-prefix cats/
       gart pull raw-images@production --repo git@github.com:team/data.git --to data/
+      gart pull raw-images --repo https://github.com/team/data.git   # ./artifacts/raw-images:vN/
+
+    With --repo, files go only to --to DIR, or to ./artifacts/NAME:VERSION/ (as W&B): the
+    other repository's manifest never decides where they land.
     """
     if repo_url is not None:
         if dry_run:
             raise errors.UsageError("--dry-run does not combine with --repo",
                                     hint="use `gart versions NAME --repo URL` to look first")
+        if to is not None and len(specs) > 1:
+            raise errors.UsageError("--to takes one artifact", hint="pull them one at a time")
         rows = [_pull_foreign(state, repo_url, spec, remote_name, jobs, to, path_prefix, force)
                 for spec in specs]
     else:

@@ -51,6 +51,12 @@ class ForeignRepo:
 
     def resolve(self, spec: str) -> tuple[Manifest, str]:
         """(manifest, commit) for `name@ref`; a bare `name` means its latest version."""
+        manifest, commit, _label = self.resolve_labelled(spec)
+        return manifest, commit
+
+    def resolve_labelled(self, spec: str) -> tuple[Manifest, str, str]:
+        """(manifest, commit, label): the label is the version (`v3`) when `ref` names one,
+        else the ref itself (a branch or commit)."""
         parsed = parse_spec(spec)
         ref = parsed.ref or "latest"
         self.fetch_tags(parsed.name)
@@ -68,8 +74,10 @@ class ForeignRepo:
                     hint=self.registry.known_refs_hint(parsed.name),
                 ) from None
         manifest, resolved = _resolve_in(self.git, self.registry, parsed.name, ref, offline=True)
-        commit = resolved.commit if resolved is not None else self.git.resolve_rev(ref)
-        return manifest, commit
+        if resolved is not None:
+            label = resolved.version.label if resolved.version is not None else ref
+            return manifest, resolved.commit, label
+        return manifest, self.git.resolve_rev(ref), ref
 
     def remote_store(self, commit: str, remote: str | None = None) -> ObjectStore:
         from gitartifacts.remote import local_path_of, open_store
@@ -105,10 +113,11 @@ class ForeignRepo:
         progress: ProgressHook | None = None,
         cache: ObjectStore | None = None,
     ) -> tuple[Manifest, TransferResult, CheckoutPlan]:
-        """Download and verify an artifact version of this repository into `to`."""
+        """Download and verify an artifact version of this repository into `to` (default:
+        `./artifacts/<name>:<version>/`, never the path its manifest names)."""
         from gitartifacts import transfer
 
-        manifest, commit = self.resolve(spec)
+        manifest, commit, label = self.resolve_labelled(spec)
         manifest = _only_prefix(manifest, path_prefix)
         store = self.remote_store(commit, remote)
         cache = cache or ObjectStore.local(self.home / "objects")
@@ -116,7 +125,9 @@ class ForeignRepo:
         result = transfer.fetch(store, cache, oids, jobs, progress)
         if result.failed:
             raise _transfer_error("pull", result.failed, [manifest], store.describe())
-        root = Path(to) if to is not None else Path.cwd() / manifest.path
+        # Another repository's manifest says where *its* files live; that path means nothing
+        # here and is never followed. Without --to, a directory of the artifact's own, as W&B.
+        root = Path(to) if to is not None else default_download_root(manifest.name, label)
         if path_prefix:
             manifest = replace(manifest, include=(path_prefix.strip("/"),))
         plan = workspace.checkout(
@@ -125,6 +136,11 @@ class ForeignRepo:
             progress=progress,
         )
         return manifest, result, plan
+
+
+def default_download_root(name: str, label: str) -> Path:
+    """`./artifacts/<name>:<label>/`, W&B's default download directory."""
+    return Path.cwd() / "artifacts" / f"{name}:{label.replace('/', '-')}"
 
 
 def _foreign_config(data: bytes, url: str) -> dict[str, Any]:

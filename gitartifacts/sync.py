@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ class PushResult:
     versions: list[tuple[Version, bool]] = field(default_factory=list)  # (version, created)
     unpublished: list[str] = field(default_factory=list)  # working tree differs from HEAD
     tags_local_only: bool = False
+    held_back: str | None = None  # why nothing was published, when the bytes went elsewhere
 
 
 class Sync(Tracking, RemoteConfigRoom, Versioning):
@@ -76,6 +77,9 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         out = PushResult(working, result, store.describe())
         if not publish:
             return out
+        out.held_back = self._consumers_lack(remote, committed.values())
+        if out.held_back is not None:
+            return out
         for manifest in working:
             published = committed.get(manifest.name)
             stale = published is None or published.digest != manifest.digest
@@ -97,6 +101,26 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         out.tags_local_only = self.registry.remote is None
         return out
 
+
+    def _consumers_lack(self, remote: str | None, manifests: Iterable[Manifest]) -> str | None:
+        """Why versions may not be published after pushing to `remote` (None: they may).
+
+        Consumers of the repository pull from its default remote, so a version is published
+        only once that remote holds every byte it refers to, wherever this push sent them."""
+        chosen = self.remote_config(remote).name
+        try:
+            default = self.remote_config(None).name
+        except UsageError:
+            return (f"the bytes went to {chosen!r} but no default remote is set, so nobody "
+                    "would know where to pull them from; set one with `gart remote default "
+                    "NAME` and push to it")
+        if default == chosen:
+            return None
+        lacking = self.remote_store(default).missing({e.oid for m in manifests for e in m.entries})
+        if not lacking:
+            return None
+        return (f"{len(lacking)} object(s) are on {chosen!r} but not on the default remote "
+                f"{default!r}, where consumers pull from; run `gart push` to publish")
 
     def fetch(
         self,
