@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gitartifacts.errors import ConfigError, NotARepositoryError
+from gitartifacts.fsutil import atomic_write
 
 GART_DIR = ".gart"
 CONFIG_FILE = "config.yaml"
@@ -148,10 +149,7 @@ def _load_yaml_cached(text: bytes, path: Path) -> Any:
 
     data = safeyaml.load(text, what=str(path), max_bytes=1 << 20)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{key}.{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(data))
-        os.replace(tmp, cached)
+        atomic_write(cached, marshal.dumps(data))
     except (OSError, ValueError):
         pass  # only a cache
     return data
@@ -160,12 +158,9 @@ def _load_yaml_cached(text: bytes, path: Path) -> Any:
 def write_raw(path: Path, data: dict[str, Any]) -> None:
     """Write a config mapping atomically, `gart: 1` first."""
     body = {"gart": 1, **{k: v for k, v in data.items() if k != "gart"}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     from gitartifacts import safeyaml
 
-    tmp.write_text(safeyaml.dump(body), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, safeyaml.dump(body).encode("utf-8"))
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

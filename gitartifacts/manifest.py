@@ -7,7 +7,6 @@ import hashlib
 import json
 import marshal
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gitartifacts.errors import GartError, ManifestError
+from gitartifacts.fsutil import atomic_write
 from gitartifacts.paths import (
     CONTROL_CHARS_RE,
     check_entry_paths,
@@ -343,16 +343,12 @@ def remember(data: bytes, manifest: Manifest, cache_dir: Path) -> None:
     Writers call it with the canonical text they just wrote, so the first read after
     `gart add` is as fast as later ones."""
     key = hashlib.sha256(data).hexdigest()
-    path = cache_dir / key[:2] / key
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         blob = marshal.dumps((
             _PARSE_CACHE_VERSION, manifest.name, manifest.type, manifest.description,
             manifest.metadata, manifest.path, manifest.include, manifest.exclude,
             [tuple(e) for e in manifest.entries], manifest.digest,
         ))
-        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        atomic_write(cache_dir / key[:2] / key, blob)
     except (OSError, ValueError):
         pass  # the cache only saves time; never fail because of it
