@@ -165,7 +165,7 @@ def run_record(i: int, digests: Mapping[tuple[str, int], str] | None = None) -> 
         "outputs": [{"name": oname, "version": f"v{over}", "requested": None,
                      "digest": digest(oname, over), "path": oname}],
     }
-    # The shape gart's own writer produces (lineage.dump_record): JSON-style YAML.
+    # The shape gart's own writer produces (runrecord.dump_record): JSON-style YAML.
     text = json.dumps(record, indent=1) + "\n"
     return run_id, text
 

@@ -922,7 +922,7 @@ def runs(job_type: str | None, artifact: str | None, limit: int | None, as_json:
       gart runs
       gart runs --job-type train --artifact raw-images --json
     """
-    from gitartifacts.lineage import filter_runs
+    from gitartifacts.runrecord import filter_runs
 
     records, bad = open_repo().load_runs()
     for file_name, problem in bad:

@@ -11,9 +11,9 @@ from typing import Any
 from gitartifacts import config as configmod
 from gitartifacts.api import Repo
 from gitartifacts.errors import ArtifactNotFoundError, ManifestError, UsageError
-from gitartifacts.lineage import RunRecord
 from gitartifacts.paths import parse_spec, validate_name
 from gitartifacts.runner import RunOutcome, execute
+from gitartifacts.runrecord import RunRecord
 
 PIPELINE_FILE = "pipeline.yaml"
 

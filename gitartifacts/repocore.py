@@ -21,7 +21,7 @@ from gitartifacts.paths import VERSION_RE, parse_spec, validate_name
 from gitartifacts.workspace import IgnoreRules, read_ignore_file
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
-    from gitartifacts.lineage import RunRecord
+    from gitartifacts.runrecord import RunRecord
 
 ProgressHook = Callable[[int], None]
 
@@ -208,7 +208,7 @@ class RepoCore:
 
     def load_runs(self) -> tuple[list[RunRecord], list[tuple[str, str]]]:
         """All run records, newest first, plus (file, problem) for every corrupt one."""
-        from gitartifacts.lineage import load_runs
+        from gitartifacts.runrecord import load_runs
 
         return load_runs(self.runs_dir, self.config.tmp_path / "runs-index.json")
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitartifacts import lineage
+from gitartifacts import runrecord
 from gitartifacts.api import AddResult, Repo
 from gitartifacts.errors import GartError, ManifestError, UsageError
-from gitartifacts.lineage import RunRecord
 from gitartifacts.paths import validate_name
+from gitartifacts.runrecord import RunRecord
 from gitartifacts.runs import (
     add_ref,
     ensure_present,
@@ -72,7 +72,7 @@ def execute(
         ensure_present(repo, manifest, ref)
     record = new_record(repo, name, job_type, command)
     record.inputs = [ref for _manifest, ref in resolved]
-    lineage.write_run(repo.runs_dir, record)
+    runrecord.write_run(repo.runs_dir, record)
     env = dict(os.environ)
     env["GART_RUN_ID"] = record.id
     env["GART_REPO"] = str(repo.root)
@@ -102,7 +102,7 @@ def execute(
                 added.append(repo.add([workdir / path], name=out_name))
         except GartError as exc:
             failure = exc.message
-    finished = lineage.utc_now()
+    finished = runrecord.utc_now()
 
     def finish(rec: RunRecord) -> None:
         rec.status = "finished" if exit_code == 0 and failure is None else "failed"
@@ -154,7 +154,7 @@ def _run_command(command: Sequence[str], cwd: Path, env: dict[str, str]) -> int:
 
 def _close_interrupted(repo: Repo, run_id: str) -> None:
     def close(rec: RunRecord) -> None:
-        rec.status, rec.exit_code, rec.ended = "failed", 130, lineage.utc_now()
+        rec.status, rec.exit_code, rec.ended = "failed", 130, runrecord.utc_now()
 
     stage_record(repo, update_record(repo, run_id, close))
 

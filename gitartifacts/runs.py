@@ -11,12 +11,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gitartifacts import config as configmod
-from gitartifacts import lineage
+from gitartifacts import runrecord
 from gitartifacts.aliases import Resolved, parse_message
 from gitartifacts.api import AddResult, Repo
-from gitartifacts.lineage import ArtifactRef, LineageGraph, RunRecord
+from gitartifacts.lineage import LineageGraph
 from gitartifacts.manifest import Manifest
 from gitartifacts.paths import VERSION_RE, parse_spec
+from gitartifacts.runrecord import ArtifactRef, RunRecord
 
 _ENV_NAME_RE = re.compile(r"[^A-Z0-9]+")
 
@@ -44,9 +45,9 @@ def locked_record(repo: Repo, run_id: str) -> Iterator[None]:
 
 def update_record(repo: Repo, run_id: str, change: Any) -> RunRecord:
     with locked_record(repo, run_id):
-        record = lineage.read_run(repo.runs_dir / f"{run_id}.yaml")
+        record = runrecord.read_run(repo.runs_dir / f"{run_id}.yaml")
         change(record)
-        lineage.write_run(repo.runs_dir, record)
+        runrecord.write_run(repo.runs_dir, record)
         return record
 
 
@@ -97,13 +98,13 @@ def output_ref(repo: Repo, result: AddResult, aliases: Sequence[str] = ()) -> Ar
 
 
 def new_record(repo: Repo, name: str | None, job_type: str, command: Sequence[str]) -> RunRecord:
-    run_id = lineage.new_run_id()
+    run_id = runrecord.new_run_id()
     head = repo.git.head_commit()
     return RunRecord(
         id=run_id, name=name or job_type, job_type=job_type, status="running",
         command=list(command), git_commit=head,
         git_dirty=repo.git.is_dirty() if head else False,
-        user=_user(), host=socket.gethostname(), started=lineage.utc_now(),
+        user=_user(), host=socket.gethostname(), started=runrecord.utc_now(),
     )
 
 

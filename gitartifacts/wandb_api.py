@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from gitartifacts import config as configmod
-from gitartifacts import lineage
+from gitartifacts import runrecord
 from gitartifacts.api import Artifact, Repo
-from gitartifacts.lineage import ArtifactRef, RunRecord
 from gitartifacts.manifest import Manifest
 from gitartifacts.paths import parse_spec, validate_alias, validate_name
+from gitartifacts.runrecord import ArtifactRef, RunRecord
 from gitartifacts.runs import (
     add_ref,
     lineage_graph,
@@ -80,12 +80,12 @@ class Run:
         else:
             record = new_record(repo, name, validate_name(job_type), [sys.executable, *sys.argv])
             self.id = record.id
-            lineage.write_run(repo.runs_dir, record)
+            runrecord.write_run(repo.runs_dir, record)
         self._finished = False
 
     @property
     def record(self) -> RunRecord:
-        return lineage.read_run(self.repo.runs_dir / f"{self.id}.yaml")
+        return runrecord.read_run(self.repo.runs_dir / f"{self.id}.yaml")
 
     def use_artifact(self, spec: str, download: bool = True) -> ArtifactVersion:
         """Record `spec` (e.g. 'raw-images:production') as an input; fetched unless told not."""
@@ -129,7 +129,7 @@ class Run:
         def close(rec: RunRecord) -> None:
             rec.status = "finished" if exit_code == 0 else "failed"
             rec.exit_code = exit_code
-            rec.ended = lineage.utc_now()
+            rec.ended = runrecord.utc_now()
 
         record = update_record(self.repo, self.id, close)
         stage_record(self.repo, record)

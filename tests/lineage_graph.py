@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from gitartifacts.lineage import ArtifactRef, RunRecord
+from gitartifacts.runrecord import ArtifactRef, RunRecord
 
 
 def dg(text: str) -> str:

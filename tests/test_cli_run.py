@@ -29,7 +29,7 @@ from conftest import (
     read_tree,
 )
 
-from gitartifacts import lineage
+from gitartifacts import runrecord
 from gitartifacts.api import Repo
 
 Gart = Callable[..., GartResult]
@@ -454,7 +454,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         train_rec = only_record(root)
         git(root, "commit", "-q", "-m", "train run")
         assert gart_in(root, "push").rc == 0
-        while lineage.utc_now() <= train_rec["started"]:  # so "newest first" is unambiguous
+        while runrecord.utc_now() <= train_rec["started"]:  # so "newest first" is unambiguous
             time.sleep(0.05)
         done = gart_in(root, "run", "--job-type", "eval", "--name", "e", "-i", "model@v0",
                        "-o", "report=report/", "--", PY, "eval.py")
@@ -630,7 +630,7 @@ def test_speed_with_ten_thousand_run_records(
         path = runs_dir / f"{run_id}.yaml"
         path.write_text(text)
         os.utime(path, (old, old))
-    assert lineage.read_run(runs_dir / "20250101T000001Z-000001.yaml").id.endswith("000001")
+    assert runrecord.read_run(runs_dir / "20250101T000001Z-000001.yaml").id.endswith("000001")
 
     timings: list[str] = []
     outputs: dict[str, str] = {}

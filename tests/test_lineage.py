@@ -14,11 +14,11 @@ import pytest
 import yaml
 from lineage_graph import ALIASES, VERSIONS, D, dg, known_runs, make_run  # noqa: E402, F401
 
-from gitartifacts import lineage, safeyaml
+from gitartifacts import runrecord, safeyaml
 from gitartifacts.errors import ManifestError
-from gitartifacts.lineage import (
+from gitartifacts.lineage import LineageGraph
+from gitartifacts.runrecord import (
     ArtifactRef,
-    LineageGraph,
     RunRecord,
     filter_runs,
     is_valid_run_id,
@@ -233,7 +233,7 @@ def test_read_refuses_binary_and_oversized_files(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="UTF-8"):
         read_run(tmp_path / "bin.yaml")
     with open(tmp_path / "big.yaml", "wb") as fh:
-        fh.truncate(lineage.MAX_RECORD_BYTES + 1)
+        fh.truncate(runrecord.MAX_RECORD_BYTES + 1)
     with pytest.raises(ManifestError, match="larger"):
         read_run(tmp_path / "big.yaml")
 
@@ -251,13 +251,13 @@ def write_all(runs_dir: Path, runs: list[RunRecord]) -> None:
 def counted_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """File names load_runs actually parsed (rather than took from its index)."""
     parsed: list[str] = []
-    real = lineage.parse_run
+    real = runrecord.parse_run
 
     def counting(data: bytes | str, file_name: str) -> RunRecord:
         parsed.append(file_name)
         return real(data, file_name)
 
-    monkeypatch.setattr(lineage, "parse_run", counting)
+    monkeypatch.setattr(runrecord, "parse_run", counting)
     return parsed
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from gitartifacts.lineage import ArtifactRef, LineageGraph
+from gitartifacts.lineage import LineageGraph
 from gitartifacts.lineageview import to_dot, to_html, to_json, to_mermaid, to_tree
+from gitartifacts.runrecord import ArtifactRef
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
