@@ -199,6 +199,17 @@ def _transfer_error(
     ]
     first = failed[next(iter(failed))]
     listing = ", ".join(paths)  # every path: the user must know exactly what is missing
+    if action == "push" and any("corrupt" in reason for reason in failed.values()):
+        from gitartifacts.errors import CorruptObjectError
+
+        bad = [f"{m.name}:{e.path}" for m in manifests for e in m.entries
+               if "corrupt" in failed.get(e.oid, "")]
+        return CorruptObjectError(
+            f"{len(bad)} file(s) corrupt in the local cache, nothing published: "
+            f"{', '.join(bad)} ({next(r for r in failed.values() if 'corrupt' in r)})",
+            hint="the corrupt copies were removed from the cache: re-add the files with "
+            "`gart add PATH`, or pull them from a remote that has them (`gart pull NAME`)",
+        )
     if all("missing" in reason or "not in the local cache" in reason for reason in failed.values()):
         where = "the local cache" if action == "push" else remote
         hint = (

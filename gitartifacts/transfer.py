@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitartifacts.errors import GartError
+from gitartifacts.errors import CorruptObjectError, GartError
 from gitartifacts.objects import (
     FsspecBackend,
     LocalBackend,
     ObjectStore,
     check_bytes,
+    check_file,
     loose_key,
     temp_name,
 )
@@ -101,7 +102,11 @@ def push(
     jobs: int = 8,
     progress: ProgressHook | None = None,
 ) -> TransferResult:
-    """Upload the objects the remote lacks: small ones packed, large ones as loose files."""
+    """Upload the objects the remote lacks: small ones packed, large ones as loose files.
+
+    Every object is hashed as it is read out of the cache for upload; a corrupt one is not
+    uploaded, is reported in `failed` and dropped from the cache (so `gart add` or a pull
+    can bring it back)."""
     wanted = set(oids)
     result = TransferResult()
     remote.refresh()
@@ -122,14 +127,19 @@ def push(
     backend = remote.backend
 
     async def put_async(fs: Any, item: tuple[str, Path]) -> None:
+        await asyncio.to_thread(check_file, item[0], item[1])
         await fs._put_file(str(item[1]), backend.path(loose_key(item[0])))
 
     outcomes = _run_many(
         backend, jobs, pairs,
-        lambda item: backend.put_file(item[1], loose_key(item[0])),
+        lambda item: backend.put_file(item[1], loose_key(item[0]), oid=item[0]),
         put_async if isinstance(backend, FsspecBackend) and backend.atomic_put else None,
     )
     for (oid, path), outcome in zip(pairs, outcomes, strict=True):
+        if isinstance(outcome, CorruptObjectError):
+            cache.drop(oid)
+            result.failed[oid] = f"{_describe(outcome)}; removed from the local cache"
+            continue
         if isinstance(outcome, BaseException):
             result.failed[oid] = _describe(outcome)
             continue
@@ -166,7 +176,7 @@ def _push_packed(
                     progress(size)
         pending.clear()
 
-    for oid, data in cache.read_packed(oids):
+    for oid, data in cache.read_packed(oids, failed=result.failed):
         writer.add_bytes(oid, data)
         pending.append((oid, len(data)))
         if writer.pending_bytes >= remote.pack_target:
@@ -195,14 +205,53 @@ def fetch(
     in_packs = [oid for oid in need if oid in remote_packed]
     loose = sorted(need - set(in_packs))
     absent = remote.missing(loose) if loose else set()
-    for oid in absent:
-        result.failed[oid] = f"missing on the remote ({remote.describe()}/{loose_key(oid)})"
+    _report_absent(remote, absent, result)
     loose = [oid for oid in loose if oid not in absent]
     if in_packs:
         _fetch_packed(remote, cache, in_packs, jobs, result, progress)
+        _retry_with_fresh_indexes(remote, cache, in_packs, jobs, result, progress)
     if loose:
         _fetch_loose(remote, cache, loose, jobs, result, progress)
     return result
+
+
+def _report_absent(remote: ObjectStore, absent: Iterable[str], result: TransferResult) -> None:
+    refused = "".join(f"; {reason}" for reason in sorted(remote.refused.values())[:1])
+    for oid in absent:
+        result.failed[oid] = (
+            f"missing on the remote ({remote.describe()}/{loose_key(oid)}){refused}"
+        )
+
+
+def _retry_with_fresh_indexes(
+    remote: ObjectStore,
+    cache: ObjectStore,
+    oids: list[str],
+    jobs: int,
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    """Objects from a pack did not verify though the remote's index was a kept local copy:
+    that copy may be stale or forged (.gart/tmp is only a cache). Read the index from the
+    remote again and, when it differs, fetch those objects once more."""
+    packed = remote.packed
+    suspects: dict[str, list[str]] = {}
+    for oid in oids:
+        if oid in result.failed and "corrupt" in result.failed[oid]:
+            suspects.setdefault(packed[oid].pack_id, []).append(oid)
+    again: list[str] = []
+    for pack_id, items in suspects.items():
+        if remote.reload_index(pack_id):
+            again.extend(items)
+    if not again:
+        return
+    for oid in again:
+        del result.failed[oid]
+    packed = remote.packed
+    present = [oid for oid in again if oid in packed]
+    _report_absent(remote, remote.missing(set(again) - set(present)), result)
+    if present:
+        _fetch_packed(remote, cache, present, jobs, result, progress)
 
 
 def _fetch_packed(

@@ -205,8 +205,10 @@ def test_a_damaged_index_on_disk_is_reported_not_misread(store: ObjectStore) -> 
     assert root is not None
     idx = next((root / "packs").glob("*.idx"))
     flip_byte(idx, 20)
-    with pytest.raises(CorruptObjectError, match=idx.name):
+    # refused, not misread: its objects count as absent (a pull fetches them again)
+    with pytest.raises(ObjectNotFoundError, match=idx.name):
         fresh(store).read(oid(b"x"))
+    assert fresh(store).missing({oid(b"x")}) == {oid(b"x")}
     problems = fresh(store).verify()
     assert len(problems) == 1 and idx.name in problems[0]
 
@@ -222,10 +224,13 @@ def test_flipped_byte_in_a_loose_object_is_caught(store: ObjectStore) -> None:
     root = store.local_root
     assert root is not None
     flip_byte(root / loose_key(key), 100)
-    with pytest.raises(CorruptObjectError, match=key):
-        fresh(store).read(key)
     problems = fresh(store).verify()
     assert len(problems) == 1 and key in problems[0]
+    reader = fresh(store)
+    with pytest.raises(CorruptObjectError, match=key):
+        reader.read(key)
+    # the cache drops what it finds corrupt, so the next pull fetches it again
+    assert reader.missing({key}) == {key} and fresh(store).verify() == []
 
 
 def test_flipped_byte_in_a_pack_is_caught(store: ObjectStore) -> None:
@@ -239,14 +244,21 @@ def test_flipped_byte_in_a_pack_is_caught(store: ObjectStore) -> None:
     root = store.local_root
     assert root is not None
     flip_byte(root / "packs" / f"{loc.pack_id}.pack", loc.offset + 10)
-    with pytest.raises(CorruptObjectError, match=victim):
-        reader.read(victim)
-    with pytest.raises(CorruptObjectError):
-        list(reader.read_packed([victim]))
-    others = [k for k in small if k != victim]
-    assert dict(reader.read_packed(others)) == {k: small[k] for k in others}
     problems = fresh(store).verify()
-    assert len(problems) == 1 and loc.pack_id in problems[0]
+    assert len(problems) == 1 and loc.pack_id in problems[0] and victim in problems[0]
+    with pytest.raises(CorruptObjectError, match=victim):
+        fresh(store).read(victim)
+    # dropped from the cache; the pack's healthy objects were kept
+    assert fresh(store).missing(set(small)) == {victim}
+    others = [k for k in small if k != victim]
+    assert dict(fresh(store).read_packed(others)) == {k: small[k] for k in others}
+    assert fresh(store).verify() == []
+    with pytest.raises(CorruptObjectError):  # a remote is only read: it raises, keeps
+        remote = ObjectStore(fresh(store).backend)
+        remote_loc = remote.packed[others[0]]
+        flip_byte(root / "packs" / f"{remote_loc.pack_id}.pack", remote_loc.offset)
+        list(remote.read_packed(others))
+    assert fresh(store).missing(set(others)) == set()
 
 
 def test_missing_pack_with_its_index_is_reported(store: ObjectStore) -> None:
