@@ -20,6 +20,7 @@ ROWS: dict[str, float] = {
     "config": 2,
     "paths": 3, "hashing": 3,
     "manifest": 4, "lineage": 4,
+    "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "api": 7,
