@@ -141,16 +141,19 @@ class GitCommands:
             self._refresh()  # new packs and refs on disk: start from a fresh view
 
     def fetch_tag_refs(
-        self, names: Iterable[str], remote: str = "origin", *, force: bool,
+        self, keep: Iterable[str] = (), move: Iterable[str] = (), remote: str = "origin",
         depth: int | None = None,
     ) -> None:
-        """Fetch exactly the tags `names` from `remote` into refs/tags.
+        """Fetch exactly the named tags from `remote` into refs/tags, in one `git fetch`.
 
-        Without `force` git refuses to change a tag that exists here with another value (a
-        version never moves); with it, local tags follow the remote (aliases move). Pass
-        `depth` only for tags whose commits are absent: for a commit this shallow clone has,
-        `--depth` would list it in .git/shallow and cut the user's history there."""
-        specs = [f"{'+' if force else ''}{TAGS}{n}:{TAGS}{n}" for n in sorted(set(names))]
+        Tags in `keep` are fetched without force: git refuses to change one that exists here
+        with another value (a version never moves). Tags in `move` are force-updated (aliases
+        move). Pass `depth` only for tags whose commits are absent: for a commit this shallow
+        clone has, `--depth` would list it in .git/shallow and cut the user's history there."""
+        specs = [f"{TAGS}{n}:{TAGS}{n}" for n in sorted(set(keep))]
+        specs += [f"+{TAGS}{n}:{TAGS}{n}" for n in sorted(set(move))]
+        if not specs:
+            return
         for spec in specs:
             tag_ref(spec.rpartition(":")[2].removeprefix(TAGS))
         args = ["fetch", "--no-tags", "--no-recurse-submodules"]

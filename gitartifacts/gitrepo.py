@@ -25,6 +25,7 @@ from gitartifacts.gitcli import (
     FULL_SHA,
     TAGS,
     GitCommands,
+    RemoteTag,
     RevisionNotFoundError,
     fetch_ref_into,
     init_bare_dir,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GitRepo",
+    "RemoteTag",
     "RevisionNotFoundError",
     "TagInfo",
     "fetch_ref_shallow",
@@ -272,6 +274,16 @@ class GitRepo(GitCommands):
                     time=when,
                 )
             return result
+
+    def tag_values(self, prefix: str = "") -> dict[str, str]:
+        """{tag name: ref sha} of the tags starting with `prefix`; no object is read."""
+        with _translate("listing tags"):
+            return {name: sha.decode() for name, sha in self._tag_refs(prefix).items()}
+
+    def has_object(self, sha: str) -> bool:
+        """True when the object `sha` (e.g. a tag's commit) is in this repository already."""
+        with _translate(f"looking up {sha}"):
+            return bool(_FULL_SHA.fullmatch(sha)) and sha.encode() in self._dul.object_store
 
     def _tag_refs(self, prefix: str) -> dict[str, bytes]:
         """{tag name: ref sha} from packed-refs and loose refs (loose ones win, as in git)."""
