@@ -138,18 +138,11 @@ class Registry:
                     pass  # changed here meanwhile: a newer local write, not ours to drop
 
     def _fetch(self, keep: list[str], move: list[str], theirs: dict[str, RemoteTag]) -> None:
-        """Fetch tags; at depth 1 only those whose commits a shallow repository lacks."""
-        if not keep and not move:
-            return
-        if not (self.foreign or self.git.is_shallow()):
-            self.git.fetch_tag_refs(keep, move, remote=self.remote or "origin")
-            return
-        for present in (True, False):
-            def wanted(tags: list[str], present: bool = present) -> list[str]:
-                return [t for t in tags if self.git.has_object(theirs[t].commit) == present]
-
-            self.git.fetch_tag_refs(wanted(keep), wanted(move), remote=self.remote or "origin",
-                                    depth=None if present else 1)
+        if keep or move:
+            self.git.fetch_tags_keeping_shape(
+                keep, move, {t: r.commit for t, r in theirs.items()},
+                remote=self.remote or "origin", shallow=self.foreign or self.git.is_shallow(),
+            )
 
     def _rewritten(self, tag: str, theirs: RemoteTag, more: int) -> ConflictError:
         """The error for a version tag origin now holds with another value than ours."""

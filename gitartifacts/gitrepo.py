@@ -371,6 +371,44 @@ class GitRepo(GitCommands):
             if not _locked(ref, lambda: refs.remove_if_equals(ref, old)):
                 raise self._race(name, expected_old)
 
+    def fetch_tags_keeping_shape(
+        self, keep: list[str], move: list[str], commits: dict[str, str], remote: str,
+        shallow: bool,
+    ) -> None:
+        """`fetch_tag_refs` without changing the shape of this repository's history.
+
+        `commits` maps each tag to the commit it peels to (from `remote_tag_targets`). Tags
+        on commits present here are fetched without --depth (git would list those commits in
+        .git/shallow and cut the user's history there). With `shallow`, the others are fetched
+        at depth 1, and any of their commits whose parents are all here (a child of the
+        user's history) is taken off .git/shallow again: it is no history boundary."""
+        if not shallow:
+            self.fetch_tag_refs(keep, move, remote=remote)
+            return
+        here = {t for t in (*keep, *move) if self.has_object(commits[t])}
+        self.fetch_tag_refs([t for t in keep if t in here], [t for t in move if t in here],
+                            remote=remote)
+        absent_keep = [t for t in keep if t not in here]
+        absent_move = [t for t in move if t not in here]
+        if not absent_keep and not absent_move:
+            return
+        with _translate("reading the shallow file"):
+            before = self._dul.get_shallow()
+        self.fetch_tag_refs(absent_keep, absent_move, remote=remote, depth=1)
+        from dulwich.objects import Commit
+
+        with _translate("updating the shallow file"):
+            repo = self._dul
+            added = repo.get_shallow() - before
+            store = repo.object_store
+            whole = {
+                sha for sha in added
+                if isinstance(obj := store[sha], Commit) and obj.parents
+                and all(parent in store for parent in obj.parents)
+            }
+            if whole:  # git's own lock protocol (shallow.lock), waited for like a ref's
+                _locked(b"shallow", lambda: repo.update_shallow(None, whole) is None)
+
     # ---- internals -------------------------------------------------------------------
 
     def _refresh(self) -> None:

@@ -232,3 +232,24 @@ def test_tag_fetches_keep_a_shallow_clones_history_intact(project: Project) -> N
     assert (ci / "README").read_text() == "second\n"
     assert git(ci, "rev-list", "--count", "HEAD").strip() == "3"
     assert read_tree(ci / "v0")  # and the pulled v0 is in place
+
+
+def test_a_version_published_on_top_of_a_shallow_clone_does_not_cut_its_history(
+        project: Project) -> None:
+    root = project.root
+    publish(root, seed=0)
+    git(root, "push", "-q", "origin", "main")
+    ci = clone(project, "ci", "--depth", "1", "--no-tags")
+    shallow = (ci / ".git" / "shallow").read_text()
+    publish(root, seed=1)  # v1 on a child of the shallow clone's commit, absent there
+    git(root, "push", "-q", "origin", "main")
+
+    listed = run(ci, "versions", NAME, "--json")
+    assert listed.rc == 0, listed.err
+    assert [r["version"] for r in json.loads(listed.out)] == ["v1", "v0"]
+    assert (ci / ".git" / "shallow").read_text() == shallow  # v1's commit is no boundary
+    (ci / "notes").write_text("ci\n")
+    git(ci, "add", "notes")
+    git(ci, "commit", "-q", "-m", "notes")
+    git(ci, "pull", "-q", "--rebase", "origin", "main")
+    assert git(ci, "rev-list", "--count", "HEAD").strip() == "3"  # v0, v1, notes
