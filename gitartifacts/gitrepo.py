@@ -35,6 +35,7 @@ from gitartifacts.gitcli import (
 )
 
 if TYPE_CHECKING:
+    from dulwich.config import StackedConfig
     from dulwich.object_store import BaseObjectStore
     from dulwich.objects import ShaFile
     from dulwich.repo import Repo
@@ -206,33 +207,7 @@ class GitRepo(GitCommands):
     def user(self) -> str:
         """'Name <email>' as git would record a tagger: env, then git config, then the OS."""
         with _translate("reading the git identity"):
-            config = self._dul.get_config_stack()
-
-            def setting(section: str, key: str) -> str | None:
-                try:
-                    value = config.get((section,), key)
-                except KeyError:
-                    return None
-                return value.decode("utf-8", "replace") if value else None
-
-            env = os.environ.get
-            login = _login()
-            name = (
-                env("GIT_COMMITTER_NAME")
-                or setting("committer", "name")
-                or setting("user", "name")
-                or env("GIT_AUTHOR_NAME")
-                or login
-            )
-            email = (
-                env("GIT_COMMITTER_EMAIL")
-                or setting("committer", "email")
-                or setting("user", "email")
-                or env("GIT_AUTHOR_EMAIL")
-                or env("EMAIL")
-                or f"{login}@{_hostname()}"
-            )
-            return f"{name} <{email}>"
+            return _identity(self._dul.get_config_stack())
 
     def has_remote(self, remote: str = "origin") -> bool:
         """True when `remote.<remote>.url` is configured."""
@@ -395,19 +370,8 @@ class GitRepo(GitCommands):
         with _translate("reading the shallow file"):
             before = self._dul.get_shallow()
         self.fetch_tag_refs(absent_keep, absent_move, remote=remote, depth=1)
-        from dulwich.objects import Commit
-
         with _translate("updating the shallow file"):
-            repo = self._dul
-            added = repo.get_shallow() - before
-            store = repo.object_store
-            whole = {
-                sha for sha in added
-                if isinstance(obj := store[sha], Commit) and obj.parents
-                and all(parent in store for parent in obj.parents)
-            }
-            if whole:  # git's own lock protocol (shallow.lock), waited for like a ref's
-                _locked(b"shallow", lambda: repo.update_shallow(None, whole) is None)
+            _unshallow_children(self._dul, self._dul.get_shallow() - before)
 
     # ---- internals -------------------------------------------------------------------
 
@@ -585,6 +549,50 @@ def _translate(action: str) -> Iterator[None]:
 def _as_git_error(action: str, exc: BaseException) -> GitError:
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return GitError(f"{action} failed: {detail}", hint="check the repository with `git fsck`")
+
+
+def _unshallow_children(repo: Repo, added: set[bytes]) -> None:
+    """Take commits off .git/shallow whose parents are all present: no history boundary."""
+    from dulwich.objects import Commit
+
+    store = repo.object_store
+    whole = {
+        sha for sha in added
+        if isinstance(obj := store[sha], Commit) and obj.parents
+        and all(parent in store for parent in obj.parents)
+    }
+    if whole:  # git's own lock protocol (shallow.lock), waited for like a ref's
+        _locked(b"shallow", lambda: repo.update_shallow(None, whole) is None)
+
+
+def _identity(config: StackedConfig) -> str:
+    """'Name <email>' from the environment, then the git config, then the OS."""
+
+    def setting(section: str, key: str) -> str | None:
+        try:
+            value = config.get((section,), key)
+        except KeyError:
+            return None
+        return value.decode("utf-8", "replace") if value else None
+
+    env = os.environ.get
+    login = _login()
+    name = (
+        env("GIT_COMMITTER_NAME")
+        or setting("committer", "name")
+        or setting("user", "name")
+        or env("GIT_AUTHOR_NAME")
+        or login
+    )
+    email = (
+        env("GIT_COMMITTER_EMAIL")
+        or setting("committer", "email")
+        or setting("user", "email")
+        or env("GIT_AUTHOR_EMAIL")
+        or env("EMAIL")
+        or f"{login}@{_hostname()}"
+    )
+    return f"{name} <{email}>"
 
 
 def _split_tag(raw: bytes) -> tuple[dict[bytes, bytes], str]:
