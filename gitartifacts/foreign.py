@@ -40,10 +40,10 @@ class ForeignRepo:
         self.home = configmod.user_cache_dir()
         self.git_dir = self.home / "repos" / key
         self.git = init_bare(self.git_dir)
-        self.registry = Registry(self.git, remote=None)
+        self.registry = Registry(self.git, remote=self.url, foreign=True)
 
     def fetch_tags(self, name: str) -> None:
-        self.git.fetch_tags(f"{validate_name(name)}@*", remote=self.url, depth=1)
+        self.registry.sync(validate_name(name))  # checked: a rewritten version is refused
 
     def versions(self, name: str) -> list[Version]:
         self.fetch_tags(name)

@@ -20,6 +20,7 @@ ROWS: dict[str, float] = {
     "config": 2,
     "paths": 3, "hashing": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
+    "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "repocore": 6.5,  # one repository's state; the rooms below build on it
