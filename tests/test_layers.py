@@ -18,7 +18,7 @@ ROWS: dict[str, float] = {
     "retry": 0.5,
     "safeyaml": 1,
     "config": 2,
-    "paths": 3, "hashing": 3,
+    "paths": 3, "hashing": 3, "ignore": 3,
     "manifest": 4, "lineage": 4,
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
