@@ -13,8 +13,9 @@ paths relative to the artifact's root:
 - blank lines and lines starting with '#' are skipped.
 
 The scan calls `IgnoreRules.ignores` once per directory entry (20,000 files and more), so the
-patterns are compiled once into a few combined regular expressions: one per run of
-consecutive patterns with the same sign, tried from the last run back.
+patterns are compiled once into a few combined regular expressions: one of every exclusion
+(most paths match none and stop there), then one per run of consecutive patterns with the
+same sign, tried from the last run back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from gitartifacts.errors import ConfigError
 
@@ -31,7 +33,15 @@ IGNORE_FILE = ".gartignore"
 _GROUP_NAME = re.compile(r"\(\?P<[A-Za-z_]\w*>")
 
 
-Runs = tuple[tuple[bool, re.Pattern[str]], ...]  # (excluded?, regex), the last-written first
+class _Matcher(NamedTuple):
+    """Compiled rules for files or for directories."""
+
+    excluding: re.Pattern[str] | None  # any exclusion at all: the one regex most paths need
+    runs: tuple[tuple[bool, re.Pattern[str]], ...]  # (excluded?, regex), the last-written first
+
+
+_NOTHING = _Matcher(None, ())
+_ANY_DEPTH = "(?:.+/)?"  # how pathspec starts the regex of a pattern without a '/'
 
 
 class IgnoreRules:
@@ -42,10 +52,10 @@ class IgnoreRules:
     def __init__(self, patterns: Iterable[str]) -> None:
         lines = tuple(p for p in patterns if p.strip() and not p.startswith("#"))
         # Empty when there is nothing to ignore, so such repositories never import pathspec.
-        self._files, self._dirs = _compile(lines) if lines else ((), ())
+        self._files, self._dirs = _compile(lines) if lines else (_NOTHING, _NOTHING)
 
     def __bool__(self) -> bool:
-        return bool(self._files or self._dirs)
+        return self._files.excluding is not None or self._dirs.excluding is not None
 
     def ignores(self, relpath: str, is_dir: bool = False) -> bool:
         """Whether the file (or, with is_dir, the directory) at `relpath` is left out.
@@ -54,7 +64,10 @@ class IgnoreRules:
         pattern that matches the path itself decides; the caller does not look inside an
         ignored directory, which is what makes its contents ignored too.
         """
-        for excluded, regex in self._dirs if is_dir else self._files:
+        matcher = self._dirs if is_dir else self._files
+        if matcher.excluding is None or matcher.excluding.match(relpath) is None:
+            return False
+        for excluded, regex in matcher.runs:
             if regex.match(relpath) is not None:
                 return excluded
         return False
@@ -93,7 +106,7 @@ def _anchored(source: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _compile(lines: tuple[str, ...]) -> tuple[Runs, Runs]:
+def _compile(lines: tuple[str, ...]) -> tuple[_Matcher, _Matcher]:
     """Compile gitignore lines into (file runs, directory runs)."""
     from pathspec import GitIgnoreSpec
 
@@ -124,10 +137,19 @@ def _compile(lines: tuple[str, ...]) -> tuple[Runs, Runs]:
     return _joined(files), _joined(dirs)
 
 
-def _joined(runs: list[tuple[bool, list[str]]]) -> Runs:
-    return tuple(
-        (excluded, re.compile("|".join(f"(?:{s})" for s in sources)))
-        for excluded, sources in reversed(runs)
+def _joined(runs: list[tuple[bool, list[str]]]) -> _Matcher:
+    def either(sources: list[str]) -> re.Pattern[str]:
+        # Patterns without a '/' match at any depth: one shared "(?:.+/)?" backtracks once.
+        anywhere = [s[len(_ANY_DEPTH):] for s in sources if s.startswith(_ANY_DEPTH)]
+        rest = [f"(?:{s})" for s in sources if not s.startswith(_ANY_DEPTH)]
+        if anywhere:
+            rest.append(_ANY_DEPTH + "(?:" + "|".join(f"(?:{s})" for s in anywhere) + ")")
+        return re.compile("|".join(rest))
+
+    excluding = [s for excluded, sources in runs if excluded for s in sources]
+    return _Matcher(
+        either(excluding) if excluding else None,
+        tuple((excluded, either(sources)) for excluded, sources in reversed(runs)),
     )
 
 
