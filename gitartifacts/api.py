@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gitartifacts.foreign import ForeignRepo
-from gitartifacts.repocore import GART_GITIGNORE, IGNORE_FILE, RepoCore
+from gitartifacts.ignore import IGNORE_FILE
+from gitartifacts.repocore import GART_GITIGNORE, RepoCore
 from gitartifacts.sync import PushResult, Sync
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import errno
-import fnmatch
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +13,8 @@ from typing import NamedTuple
 
 from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundError
 from gitartifacts.hashing import FileStat, StateCache, hash_file
+from gitartifacts.ignore import IgnoreRules
+from gitartifacts.ignore import read_ignore_file as read_ignore_file  # moved to ignore.py
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import (
     NO_REFLINK,
@@ -37,38 +37,6 @@ class WorkFile(NamedTuple):
     path: str  # relative to the artifact root, '/'-separated
     abspath: str
     stat: FileStat
-
-
-class IgnoreRules:
-    """Exclusion globs (`--exclude`, `.gartignore`): bare names match any path component,
-    patterns with '/' match the path relative to the artifact root."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        names, paths = [], []
-        for raw in patterns:
-            pattern = raw.strip()
-            if not pattern or pattern.startswith("#"):
-                continue
-            pattern = pattern.rstrip("/")
-            (paths if "/" in pattern else names).append(pattern.lstrip("/"))
-        self._names = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else None
-        self._paths = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else None
-
-    def __bool__(self) -> bool:
-        return self._names is not None or self._paths is not None
-
-    def ignores(self, name: str, relpath: str) -> bool:
-        return bool(
-            (self._names is not None and self._names.match(name))
-            or (self._paths is not None and self._paths.match(relpath))
-        )
-
-
-def read_ignore_file(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
 
 
 def scan(
@@ -114,9 +82,10 @@ def scan(
             if name == ".git":  # a nested repository, or the gitlink file of a submodule
                 continue
             rel = lead + name
-            if filtering and rules.ignores(name, rel):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if filtering and rules.ignores(rel, is_dir):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if is_dir:
                 if name == ".gart" and not prefix:
                     continue
                 stack.append((entry.path, rel))
