@@ -490,18 +490,20 @@ class Repo:
         progress: ProgressHook | None = None,
         dry_run: bool = False,
         partial: str | None = None,
+        recoverable_elsewhere: Callable[[set[str]], set[str]] | None = None,
     ) -> CheckoutPlan:
         """Make the working tree (or `to`) match a manifest, from the cache."""
         manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
         root = Path(to) if to is not None else self.root / manifest.path
         if partial:  # only this path inside the artifact: leave everything else alone
             manifest = replace(manifest, include=(partial.strip("/"),))
-        if to is None and os.path.lexists(root):
-            self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
         return workspace.checkout(
             manifest, root, self.cache, self.state, self.config.link_types,
             self.ignore_rules(manifest.exclude), force=force, progress=progress,
             dry_run=dry_run, allowed_link_roots=[self.config.cache_path],
+            # no symlink below the repository root is followed on the way to the data
+            anchor=self.root if to is None else None,
+            recoverable_elsewhere=recoverable_elsewhere,
         )
 
     def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:
@@ -799,9 +801,14 @@ class Repo:
             else:
                 (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
             plan = self.checkout(manifest, force=force, to=to, partial=path_prefix,
-                                 dry_run=dry_run)
+                                 dry_run=dry_run,
+                                 recoverable_elsewhere=self._on_remote(remote))
             out.append((manifest, result, plan))
         return out
+
+    def _on_remote(self, remote: str | None) -> Callable[[set[str]], set[str]]:
+        """For pull: which of these oids the remote has (their files are safe to replace)."""
+        return lambda oids: oids - self.remote_store(remote).missing(oids)
 
     def fsck(self) -> list[str]:
         """Verify every object in the cache; also clears temp files of killed writers."""
@@ -1053,7 +1060,8 @@ class ForeignRepo:
         plan = workspace.checkout(
             manifest, root, cache, StateCache(self.home / "state.db"),
             configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,
-            progress=progress,
+            progress=progress, anchor=Path.cwd() if to is None else None,
+            recoverable_elsewhere=lambda oids: oids - store.missing(oids),
         )
         return manifest, result, plan
 
