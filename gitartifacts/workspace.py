@@ -42,7 +42,7 @@ ProgressHook = Callable[[int], None]
 # The names of gart's own temp files (objects.temp_name, fsutil.temp_name): `.tmp-PID-12hex`.
 # scan never reports them (a killed run must not look like a user's change, nor be added);
 # checkout removes them.
-TEMP_NAME_RE = re.compile(re.escape(TEMP_PREFIX) + r"[0-9]+-[0-9a-f]{12}\Z")
+TEMP_NAME_RE = re.compile(re.escape(TEMP_PREFIX) + r"[0-9]+-[0-9a-f]{12,64}\Z")
 
 
 def is_temp_name(name: str) -> bool:
@@ -528,8 +528,8 @@ class Placer:
         fd = self._dir(key, create=False)
         if fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=fd)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(name, dir_fd=fd)  # a directory of that name is not gart's: left alone
         parts = rel.split("/")[:-1]
         while parts:  # prune directories the removal emptied, up to (not including) the root
             key, name = self._key("/".join(parts))
