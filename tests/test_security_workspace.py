@@ -232,6 +232,8 @@ def test_a_checkout_killed_midway_converges_on_rerun(
         time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    assert child.returncode == -signal.SIGKILL, "the checkout finished before the kill"
+    assert len(read_tree(repo / "data")) < len(data)
     # a kill leaves (at worst) a temp file where it was writing: plant one to be sure
     (repo / "data" / "d0").mkdir(parents=True, exist_ok=True)
     (repo / "data" / "d0" / f".tmp-{child.pid}-{os.urandom(6).hex()}").write_bytes(b"x")
