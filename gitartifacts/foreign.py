@@ -12,12 +12,13 @@ from gitartifacts import workspace
 from gitartifacts.aliases import Registry, Version
 from gitartifacts.errors import ArtifactNotFoundError, UsageError
 from gitartifacts.hashing import StateCache
+from gitartifacts.ignore import IgnoreRules
 from gitartifacts.manifest import Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import VERSION_RE, parse_spec, validate_name
 from gitartifacts.repocore import ProgressHook, _only_prefix, _resolve_in
 from gitartifacts.sync import _transfer_error
-from gitartifacts.workspace import CheckoutPlan, IgnoreRules
+from gitartifacts.workspace import CheckoutPlan
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
     from gitartifacts.transfer import TransferResult
@@ -133,7 +134,8 @@ class ForeignRepo:
         plan = workspace.checkout(
             manifest, root, cache, StateCache(self.home / "state.db"),
             configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,
-            progress=progress,
+            progress=progress, anchor=Path.cwd() if to is None else None,
+            recoverable_elsewhere=lambda oids: oids - store.missing(oids),
         )
         return manifest, result, plan
 
