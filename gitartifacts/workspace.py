@@ -536,7 +536,7 @@ class Placer:
                 if not ok:  # the object is corrupt: nothing is placed
                     with contextlib.suppress(OSError):
                         os.unlink(tmp, dir_fd=dfd)
-                    self._drop(entry, source)
+                    self._drop(entry)
                     return
                 placed = True
                 return
@@ -607,12 +607,12 @@ class Placer:
         self._verified.add(oid)
         return True
 
-    def _drop(self, entry: Entry, source: Path) -> None:
+    def _drop(self, entry: Entry) -> None:
         """A cache object that does not hash to its name: remove it so a pull re-fetches it."""
         self._bad.add(entry.oid)
         self.corrupt.append((entry.path, entry.oid))
         with contextlib.suppress(OSError):
-            os.unlink(source)
+            self.store.drop(entry.oid)
 
 
 def _relative_parts(anchor: Path, root: Path) -> list[str]:
