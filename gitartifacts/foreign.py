@@ -7,9 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitartifacts import checkout as checkoutmod
 from gitartifacts import config as configmod
-from gitartifacts import workspace
 from gitartifacts.aliases import Registry, Version
+from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import ArtifactNotFoundError, UsageError
 from gitartifacts.hashing import StateCache
 from gitartifacts.ignore import IgnoreRules
@@ -18,7 +19,6 @@ from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import VERSION_RE, parse_spec, validate_name
 from gitartifacts.repocore import ProgressHook, _only_prefix, _resolve_in
 from gitartifacts.sync import _transfer_error
-from gitartifacts.workspace import CheckoutPlan
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
     from gitartifacts.transfer import TransferResult
@@ -131,7 +131,7 @@ class ForeignRepo:
         root = Path(to) if to is not None else default_download_root(manifest.name, label)
         if path_prefix:
             manifest = replace(manifest, include=(path_prefix.strip("/"),))
-        plan = workspace.checkout(
+        plan = checkoutmod.checkout(
             manifest, root, cache, StateCache(self.home / "state.db"),
             configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,
             progress=progress, anchor=Path.cwd() if to is None else None,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gitartifacts import manifest as manifestmod
 from gitartifacts.aliases import Version
+from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import GartError, UsageError
 from gitartifacts.manifest import Manifest
 from gitartifacts.paths import validate_alias
@@ -16,7 +17,6 @@ from gitartifacts.remoteconfig import RemoteConfigRoom
 from gitartifacts.repocore import ProgressHook, _only_prefix
 from gitartifacts.tracking import Tracking
 from gitartifacts.versioning import Versioning
-from gitartifacts.workspace import CheckoutPlan
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
     from gitartifacts.transfer import TransferResult

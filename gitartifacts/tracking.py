@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitartifacts import checkout as checkoutmod
 from gitartifacts import manifest as manifestmod
-from gitartifacts import workspace
+from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import ConfigError, GartError, InvalidPathError, ManifestError, UsageError
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.hashing import FileStat
@@ -17,7 +18,6 @@ from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.paths import check_relative_path, validate_name, validate_type
 from gitartifacts.repocore import ProgressHook, RepoCore, _state_prefix
 from gitartifacts.workspace import (
-    CheckoutPlan,
     Comparison,
     WorkFile,
     compare,
@@ -307,7 +307,7 @@ class Tracking(RepoCore):
         root = Path(to) if to is not None else self.root / manifest.path
         if partial:  # only this path inside the artifact: leave everything else alone
             manifest = replace(manifest, include=(partial.strip("/"),))
-        return workspace.checkout(
+        return checkoutmod.checkout(
             manifest, root, self.cache, self.state, self.config.link_types,
             self.ignore_rules(manifest.exclude), force=force, progress=progress,
             dry_run=dry_run, allowed_link_roots=[self.config.cache_path],

@@ -128,7 +128,7 @@ def test_placer_creates_no_directory_through_a_symlink(tmp_path: Path) -> None:
     from gitartifacts.errors import InvalidPathError
     from gitartifacts.manifest import Entry
     from gitartifacts.objects import ObjectStore
-    from gitartifacts.workspace import Placer
+    from gitartifacts.placer import Placer
 
     root = tmp_path / "root"
     root.mkdir()

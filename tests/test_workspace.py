@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from gitartifacts.checkout import checkout, plan_checkout
 from gitartifacts.errors import ConflictError, CorruptObjectError, InvalidPathError
 from gitartifacts.hashing import StateCache
+from gitartifacts.ignore import IgnoreRules
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import ObjectStore, loose_key
-from gitartifacts.workspace import (
-    IgnoreRules,
-    Placer,
-    checkout,
-    compare,
-    compute_digests,
-    plan_checkout,
-    scan,
-)
+from gitartifacts.placer import Placer
+from gitartifacts.workspace import compare, compute_digests, scan
 
 
 def sha(data: bytes) -> str:
