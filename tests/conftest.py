@@ -99,6 +99,50 @@ def gart(repo: Path) -> Callable[..., GartResult]:
     return run
 
 
+def ok(result: GartResult) -> GartResult:
+    """Assert a gart command succeeded; return its result."""
+    assert result.rc == 0, f"exit {result.rc}\nstdout: {result.out}\nstderr: {result.err}"
+    return result
+
+
+def one_error(result: GartResult) -> str:
+    """The single `gart: error:` line of a failed command (no traceback, exit 1)."""
+    assert result.rc == 1, (result.rc, result.err)
+    assert "Traceback" not in result.err, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("gart: error:")]
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+class Project(NamedTuple):
+    """A gart repository (`root`, a README committed and pushed) with a bare `origin` and a
+    local-directory default remote `storage`, all under `tmp`."""
+
+    root: Path
+    origin: Path
+    storage: Path
+    tmp: Path
+
+
+@pytest.fixture
+def project(repo: Path, tmp_path: Path) -> Project:
+    """The `repo` fixture with a bare `origin` (main pushed) and a default gart remote."""
+    from gitartifacts.api import Repo
+
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    storage = tmp_path / "storage"
+    api = Repo(repo)
+    api.remote_add("storage", str(storage), default=True)
+    api.git.close()
+    (repo / "README").write_text("first\n")
+    git(repo, "add", "README")
+    git(repo, "commit", "-q", "-m", "gart init")
+    git(repo, "push", "-q", "-u", "origin", "main")
+    return Project(repo, origin, storage, tmp_path)
+
+
 def build_dataset(
     root: Path, files: int = 10, seed: int = 0, min_size: int = 1, max_size: int = 4096,
     dirs: int = 3,

@@ -14,17 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GartResult, git, init_git_repo, read_tree
+from conftest import GartResult, git, init_git_repo, ok, read_tree
 
 Gart = Callable[..., GartResult]
 Snapshot = Callable[[Path], tuple[str, dict[str, tuple[int, int, int]]]]
 Dataset = Callable[..., dict[str, bytes]]
-
-
-def ok(result: GartResult) -> GartResult:
-    assert result.rc == 0, f"exit {result.rc}\nstdout: {result.out}\nstderr: {result.err}"
-    assert "Traceback" not in result.err
-    return result
 
 
 def user_error(result: GartResult, code: int = 1) -> str:

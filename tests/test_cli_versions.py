@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import GART, GartResult, build_dataset, git, read_tree, run_gart
+from conftest import GART, GartResult, Project, build_dataset, git, read_tree, run_gart
 
 from gitartifacts.aliases import parse_message
 from gitartifacts.api import Repo
@@ -22,13 +22,6 @@ from gitartifacts.api import Repo
 Gart = Callable[..., GartResult]
 NAME = "raw"
 PUBLISHED = re.compile(r"raw: published (v\d+)")
-
-
-class Project(NamedTuple):
-    root: Path
-    origin: Path
-    store: Path
-    tmp: Path
 
 
 def start(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -109,21 +102,6 @@ def clone(project: Project, dest: str, *extra: str) -> Path:
     root = project.tmp / dest
     git(project.tmp, "clone", "-q", *extra, project.origin.as_uri(), str(root))
     return root
-
-
-@pytest.fixture
-def project(repo: Path, tmp_path: Path) -> Project:
-    """The conftest repo with a bare `origin` and a default gart remote in a local directory."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(repo, "remote", "add", "origin", str(origin))
-    store = tmp_path / "store"
-    gart_repo = Repo(repo)
-    gart_repo.remote_add("storage", str(store), default=True)
-    gart_repo.git.close()
-    git(repo, "commit", "-q", "-m", "gart init")
-    git(repo, "push", "-q", "-u", "origin", "main")
-    return Project(repo, origin, store, tmp_path)
 
 
 class Published(NamedTuple):
@@ -295,7 +273,7 @@ def test_uncommitted_manifest_is_uploaded_but_not_published(project: Project, ga
     assert pushed.rc == 0, pushed.err
     assert "raw: manifest not committed; commit it and push again to publish" in pushed.err
     assert tags_on(root) == {} and ls_remote(project.origin) == {}
-    assert any(p.is_file() for p in project.store.rglob("*"))  # the bytes did travel
+    assert any(p.is_file() for p in project.storage.rglob("*"))  # the bytes did travel
     git(root, "commit", "-q", "-m", "data")
     pushed = gart("push", "--json")
     assert pushed.rc == 0, pushed.err

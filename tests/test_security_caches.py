@@ -11,16 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GartResult, build_dataset, git, read_tree
+from conftest import GartResult, build_dataset, git, ok, read_tree
 
 from gitartifacts import config as configmod
 
 Gart = Callable[..., GartResult]
-
-
-def ok(result: GartResult) -> GartResult:
-    assert result.rc == 0, result.err
-    return result
 
 
 def refused(result: GartResult, *words: str) -> None:

@@ -7,14 +7,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import GartResult, build_dataset, git, read_tree
+from conftest import GartResult, build_dataset, git, ok, read_tree
 
 Gart = Callable[..., GartResult]
-
-
-def ok(result: GartResult) -> GartResult:
-    assert result.rc == 0, result.err
-    return result
 
 
 def hostile_home_repo(tmp_path: Path, gart: Gart) -> tuple[Path, dict[str, bytes]]:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import GartResult, World, git, read_tree
+from conftest import GartResult, World, git, ok, read_tree
 
 from gitartifacts.objects import loose_key
 
@@ -38,11 +38,6 @@ def refused(result: GartResult, *words: str) -> str:
     for word in words:
         assert word in result.err, (word, result.err)
     return result.err
-
-
-def ok(result: GartResult) -> GartResult:
-    assert result.rc == 0, (result.rc, result.out, result.err)
-    return result
 
 
 def set_link_types(root: Path, kinds: list[str]) -> None:
