@@ -501,36 +501,29 @@ def apply_env_remotes(remotes: dict[str, RemoteConfig]) -> None:
 
     Values from the environment win over both config files, are never written to a file,
     and (unless the option is known to be safe) are masked in everything gart prints.
-    `true`/`false` become booleans. A variable names the remote with the longest matching
-    prefix, so `GART_REMOTE_A_B_URL` belongs to remote `a_b` when it exists, else to `a`."""
-    found: dict[str, dict[str, Any]] = {}
-    for var, value in os.environ.items():
-        if not var.startswith(ENV_REMOTE_PREFIX) or not value:
-            continue
+    `true`/`false` become booleans. A variable belongs to the remote with the longest
+    matching prefix: `GART_REMOTE_A_B_URL` is remote `a_b`'s url when `a_b` is configured."""
+    env = {var: value for var, value in os.environ.items()
+           if var.startswith(ENV_REMOTE_PREFIX) and value}
+    # Remotes the environment alone defines (`GART_REMOTE_CI_URL`): shortest names first, so
+    # `GART_REMOTE_CI_ENDPOINT_URL` is remote ci's endpoint_url, not a remote `ci_endpoint`.
+    for var, value in sorted(env.items(), key=lambda item: (len(item[0]), item[0])):
+        name = var[len(ENV_REMOTE_PREFIX):-len("_URL")].lower()
+        if (var.endswith("_URL") and REMOTE_NAME_RE.fullmatch(name)
+                and not any(var.startswith(env_remote_key(n)) for n in remotes)):
+            remotes[name] = RemoteConfig(name, value, {})
+    for var, value in env.items():
         owners = [n for n in remotes if var.startswith(env_remote_key(n))]
-        if owners:
-            owner = max(owners, key=len)
-            option = var[len(env_remote_key(owner)):].lower()
-        elif var.endswith("_URL") and len(var) > len(ENV_REMOTE_PREFIX) + 4:
-            owner = var[len(ENV_REMOTE_PREFIX):-4].lower()
-            option = "url"
-        else:
+        if not owners:
             continue
-        if option:
-            found.setdefault(owner, {})[option] = _env_option_value(value)
-    for name, options in sorted(found.items()):
-        url = options.pop("url", None)
-        if name not in remotes:
-            if url is None or not REMOTE_NAME_RE.fullmatch(name):
-                continue
-            remotes[name] = RemoteConfig(name, str(url), {})
-        elif url is not None:
-            remotes[name].url = str(url)
-        remotes[name].options.update(options)
-        _known_secrets.update(
-            str(v) for k, v in options.items()
-            if not is_safe_option(k) and len(str(v)) >= _MIN_SECRET_LENGTH
-        )
+        owner = max(owners, key=len)
+        option = var[len(env_remote_key(owner)):].lower()
+        if option == "url":
+            remotes[owner].url = value
+        elif option:
+            remotes[owner].options[option] = _env_option_value(value)
+            if not is_safe_option(option) and len(value) >= _MIN_SECRET_LENGTH:
+                _known_secrets.add(value)
 
 
 def _env_option_value(value: str) -> Any:
