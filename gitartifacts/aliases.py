@@ -20,7 +20,7 @@ from gitartifacts.errors import (
     ManifestError,
     TagRaceError,
 )
-from gitartifacts.gitrepo import GitRepo, TagInfo
+from gitartifacts.gitrepo import GitRepo, RemoteTag, TagInfo
 from gitartifacts.manifest import Manifest
 from gitartifacts.paths import VERSION_RE, validate_alias, validate_name
 
@@ -88,18 +88,83 @@ def alias_message(name: str, alias: str, version: Version, author: str) -> str:
 class Registry:
     """Versions and aliases of the artifacts in one git repository (and its origin)."""
 
-    def __init__(self, git: GitRepo, remote: str | None = "origin") -> None:
+    def __init__(
+        self, git: GitRepo, remote: str | None = "origin", *, foreign: bool = False
+    ) -> None:
+        """`remote` is a configured remote name (ignored when not configured); with `foreign`
+        it is another repository's URL, read into a bare cache at depth 1."""
         self.git = git
-        self.remote = remote if remote and git.has_remote(remote) else None
+        self.foreign = foreign
+        if foreign:
+            self.remote = remote
+        else:
+            self.remote = remote if remote and git.has_remote(remote) else None
 
     # -- reading ------------------------------------------------------------------------
 
     def sync(self, name: str) -> None:
-        """Fetch this artifact's tags from origin, force-updating moved aliases."""
+        """Bring this artifact's tags in line with origin, checking each as a claim.
+
+        New versions are fetched, but a version never changes: one rewritten on origin is
+        refused (ConflictError) and the local tag kept. Aliases follow origin: moved ones are
+        force-updated, ones origin no longer has are deleted here (compare-and-swap). Nothing
+        is deleted unless origin answered. Fetches never reshape a shallow clone's history."""
         if self.remote is None:
             return
-        depth = 1 if self.git.is_shallow() else None
-        self.git.fetch_tags(f"{validate_name(name)}@*", remote=self.remote, depth=depth)
+        prefix = f"{validate_name(name)}@"
+
+        def own(tag: str) -> bool:  # `name@x/y` belongs to a longer namespaced name
+            return "/" not in tag[len(prefix):]
+
+        def is_version(tag: str) -> bool:
+            return VERSION_RE.fullmatch(tag[len(prefix):]) is not None
+
+        theirs = {t: r for t, r in self.git.remote_tag_targets(prefix + "*", self.remote).items()
+                  if own(t)}
+        ours = {t: sha for t, sha in self.git.tag_values(prefix).items() if own(t)}
+        rewritten = sorted(
+            t for t in theirs if is_version(t) and t in ours and ours[t] != theirs[t].ref_sha
+        )
+        if rewritten:
+            raise self._rewritten(rewritten[0], theirs[rewritten[0]], len(rewritten) - 1)
+        keep = [t for t in theirs if is_version(t) and t not in ours]
+        move = [t for t in theirs if not is_version(t) and ours.get(t) != theirs[t].ref_sha]
+        self._fetch(keep, move, theirs)
+        for tag, sha in sorted(ours.items()):
+            if not is_version(tag) and tag not in theirs:
+                try:
+                    self.git.delete_tag(tag, sha)
+                except (GitError, TagRaceError):
+                    pass  # changed here meanwhile: a newer local write, not ours to drop
+
+    def _fetch(self, keep: list[str], move: list[str], theirs: dict[str, RemoteTag]) -> None:
+        if keep or move:
+            self.git.fetch_tags_keeping_shape(
+                keep, move, {t: r.commit for t, r in theirs.items()},
+                remote=self.remote or "origin", shallow=self.foreign or self.git.is_shallow(),
+            )
+
+    def _rewritten(self, tag: str, theirs: RemoteTag, more: int) -> ConflictError:
+        """The error for a version tag origin now holds with another value than ours."""
+        local = self.git.list_tags(tag)[tag]
+        digest = parse_message(local.message).get("digest", "no digest")
+        now = f"commit {theirs.commit[:12]}"
+        if theirs.commit == local.commit:
+            now += f" with another tag object ({theirs.ref_sha[:12]}, not {local.ref_sha[:12]})"
+        others = f" (and {more} more)" if more else ""
+        hint = (
+            f"ask whoever rewrote it to restore it (`git push --force {self.remote} "
+            f"refs/tags/{tag}` from this clone); to accept theirs, `git tag -d {tag}` first"
+        )
+        if self.foreign:
+            hint = (f"ask the owners of {self.remote} to restore it; to accept theirs, delete "
+                    f"gart's copy of that repository ({self.git.root})")
+        return ConflictError(
+            f"version {tag} was rewritten on {self.remote}: here it is commit "
+            f"{local.commit[:12]} ({digest}), there it now names {now}{others}; "
+            "a published version never changes, so it is refused",
+            hint=hint,
+        )
 
     def tags(self, name: str) -> dict[str, TagInfo]:
         prefix = f"{validate_name(name)}@"
@@ -125,16 +190,13 @@ class Registry:
                 commit=info.commit, author=fields.get("author") or info.tagger,
                 time=info.time, tag=info.name,
             )
-        by_digest = {v.digest: v for v in versions.values()}
+        ordered = [versions[n] for n in sorted(versions)]
         for ref, info in tags.items():
             if VERSION_RE.fullmatch(ref):
                 continue
-            target = by_digest.get(parse_message(info.message).get("digest", ""))
-            if target is None:
-                target = next((v for v in versions.values() if v.commit == info.commit), None)
-            if target is not None:
+            target = alias_target(info, ordered)
+            if target is not None:  # an alias naming no published version is not listed
                 target.aliases.append(ref)
-        ordered = [versions[n] for n in sorted(versions)]
         if ordered:
             ordered[-1].aliases.insert(0, "latest")
         for v in ordered:
@@ -161,10 +223,14 @@ class Registry:
         if VERSION_RE.fullmatch(ref):
             version = next(v for v in versions if v.label == ref)
         else:
-            fields = parse_message(info.message)
-            version = next((v for v in versions if v.label == fields.get("version")), None)
+            version = alias_target(info, versions)
             if version is None:
-                version = next((v for v in versions if v.commit == info.commit), None)
+                raise ArtifactNotFoundError(
+                    f"alias {name}@{ref} is not a published version of {name}: "
+                    f"{alias_claim(info)}",
+                    hint=f"refusing it; re-point it at a published version with "
+                    f"`gart alias {name}@vN {ref}` (`gart versions {name}` lists them)",
+                )
         return Resolved(name, ref, info.commit, version)
 
     def known_refs_hint(self, name: str) -> str:
@@ -239,9 +305,11 @@ class Registry:
         validate_alias(alias)
         self.sync(name)
         tag = f"{name}@{alias}"
-        current = self.tags(name).get(alias)
+        tags = self.tags(name)
+        current = tags.get(alias)
         old_label = parse_message(current.message).get("version") if current else None
-        if current is not None and current.commit == version.commit and old_label == version.label:
+        target = alias_target(current, self.versions(name, tags)) if current else None
+        if target is not None and target.label == version.label:
             return old_label
         if current is not None and protected and not force:
             raise ConflictError(
@@ -315,6 +383,30 @@ class Registry:
             f"alias {name}@{alias} changed while we were moving it: another writer {where}",
             hint=f"check with `gart versions {name}` and retry if still wanted",
         )
+
+
+def alias_target(info: TagInfo, versions: list[Version]) -> Version | None:
+    """The published version an alias tag names, or None: an alias counts only if its
+    message's version and digest match a version tag and it sits on that version's commit.
+    A tag that claims nothing (lightweight, made by hand) counts on a version's commit."""
+    fields = parse_message(info.message)
+    label, digest = fields.get("version"), fields.get("digest")
+    if label or digest:
+        target = next((v for v in versions if (not label or v.label == label)
+                       and (not digest or v.digest == digest)), None)
+    else:
+        target = next((v for v in reversed(versions) if v.commit == info.commit), None)
+    return target if target is not None and target.commit == info.commit else None
+
+
+def alias_claim(info: TagInfo) -> str:
+    """What an alias tag claims, for an error message: its version, digest and commit."""
+    fields = parse_message(info.message)
+    claims = [f"digest {fields['digest']}"] if fields.get("digest") else []
+    claims.append(f"commit {info.commit[:12]}")
+    if fields.get("version"):
+        return f"it claims {fields['version']} ({', '.join(claims)})"
+    return f"it points at {claims[-1]}, on which no version is published"
 
 
 def check_digest(resolved: Resolved, manifest: Manifest) -> None:

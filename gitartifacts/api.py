@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gitartifacts.foreign import ForeignRepo
 from gitartifacts.gates import Gates
-from gitartifacts.repocore import GART_GITIGNORE, IGNORE_FILE, RepoCore
+from gitartifacts.ignore import IGNORE_FILE
+from gitartifacts.repocore import GART_GITIGNORE, RepoCore
 from gitartifacts.sync import PushResult
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
 

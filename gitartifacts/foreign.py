@@ -12,12 +12,13 @@ from gitartifacts import workspace
 from gitartifacts.aliases import Registry, Version
 from gitartifacts.errors import ArtifactNotFoundError, UsageError
 from gitartifacts.hashing import StateCache
+from gitartifacts.ignore import IgnoreRules
 from gitartifacts.manifest import Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import VERSION_RE, parse_spec, validate_name
 from gitartifacts.repocore import ProgressHook, _only_prefix, _resolve_in
 from gitartifacts.sync import _transfer_error
-from gitartifacts.workspace import CheckoutPlan, IgnoreRules
+from gitartifacts.workspace import CheckoutPlan
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
     from gitartifacts.transfer import TransferResult
@@ -40,10 +41,10 @@ class ForeignRepo:
         self.home = configmod.user_cache_dir()
         self.git_dir = self.home / "repos" / key
         self.git = init_bare(self.git_dir)
-        self.registry = Registry(self.git, remote=None)
+        self.registry = Registry(self.git, remote=self.url, foreign=True)
 
     def fetch_tags(self, name: str) -> None:
-        self.git.fetch_tags(f"{validate_name(name)}@*", remote=self.url, depth=1)
+        self.registry.sync(validate_name(name))  # checked: a rewritten version is refused
 
     def versions(self, name: str) -> list[Version]:
         self.fetch_tags(name)
@@ -133,7 +134,8 @@ class ForeignRepo:
         plan = workspace.checkout(
             manifest, root, cache, StateCache(self.home / "state.db"),
             configmod.DEFAULT_LINK_TYPES, IgnoreRules(manifest.exclude), force=force,
-            progress=progress,
+            progress=progress, anchor=Path.cwd() if to is None else None,
+            recoverable_elsewhere=lambda oids: oids - store.missing(oids),
         )
         return manifest, result, plan
 

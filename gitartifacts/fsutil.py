@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 # Every temporary file gart creates starts with this, so gart (and only gart) can recognise
 # and clean the ones a killed process left behind.
 TEMP_PREFIX = ".tmp-"
+
+
+# The names of gart's own temp files (temp_name below): `.tmp-PID-12hex`.
+# scan never reports them (a killed run must not look like a user's change, nor be added);
+# checkout removes them.
+TEMP_NAME_RE = re.compile(re.escape(TEMP_PREFIX) + r"[0-9]+-[0-9a-f]{12,64}\Z")
+
+
+def is_temp_name(name: str) -> bool:
+    """Is `name` a temp file gart created (and a killed run may have left behind)?"""
+    return name.startswith(TEMP_PREFIX) and TEMP_NAME_RE.match(name) is not None
 
 
 def temp_name(directory: str | os.PathLike[str]) -> str:

@@ -1,9 +1,8 @@
-"""All git access of gart: dulwich for reads and ref compare-and-swap, the git CLI for remotes."""
+"""One git repository read in process with dulwich: revisions, files, tags, CAS ref updates."""
 
 from __future__ import annotations
 
 import atexit
-import fnmatch
 import os
 import re
 import time
@@ -15,23 +14,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitartifacts.errors import (
-    ArtifactNotFoundError,
     GartError,
     GitError,
-    InvalidNameError,
     InvalidPathError,
     NotARepositoryError,
     TagRaceError,
     UsageError,
 )
+from gitartifacts.gitcli import (
+    FULL_SHA,
+    TAGS,
+    GitCommands,
+    RemoteTag,
+    RevisionNotFoundError,
+    fetch_ref_into,
+    init_bare_dir,
+    list_remote_tags,
+    tag_ref,
+    valid_ref,
+)
 
 if TYPE_CHECKING:
+    from dulwich.config import StackedConfig
     from dulwich.object_store import BaseObjectStore
     from dulwich.objects import ShaFile
     from dulwich.repo import Repo
 
 __all__ = [
     "GitRepo",
+    "RemoteTag",
     "RevisionNotFoundError",
     "TagInfo",
     "fetch_ref_shallow",
@@ -40,23 +51,12 @@ __all__ = [
     "list_remote_tags",
 ]
 
-TAGS = "refs/tags/"
 _COMMIT, _TAG = 1, 4  # git's object type numbers
-_FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_FULL_SHA = FULL_SHA
 _SHORT_SHA = re.compile(r"[0-9a-f]{4,63}")
 _REV_OPS = re.compile(r"\^\{(?:commit)?\}|~\d*|\^\d*")
-# Never wait for a password on a terminal nobody watches (CI); the C locale keeps git's
-# messages parseable (GitPython also sets it, this makes it explicit).
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
 # How long a ref lock held by a concurrent writer is waited for before giving up.
 _LOCK_WAIT_S = 2.0
-_PUSH_ATTEMPTS = 5
-_TRANSIENT_REJECTS = ("lock", "atomic transaction failed", "failed to update ref", "stale info")
-_ARG_BUDGET = 100_000
-
-
-class RevisionNotFoundError(GitError, ArtifactNotFoundError):
-    """A revision, tag or path does not exist in the repository (or on the remote)."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,11 @@ def index_may_track(root: Path, prefixes: tuple[str, ...]) -> bool:
     return any(prefix.encode() in data for prefix in prefixes)
 
 
-class GitRepo:
-    """One git repository (working tree or bare); opened lazily so importing gart stays cheap."""
+class GitRepo(GitCommands):
+    """One git repository (working tree or bare); opened lazily so importing gart stays cheap.
+
+    Reads and local ref updates run in process (dulwich); the methods that run the git
+    binary (status, add, fetch, push) come from gitcli.GitCommands."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -176,7 +179,7 @@ class GitRepo:
         base, ops = rev[:cut], rev[cut:]
         steps = _REV_OPS.findall(ops)
         # Anything a ref name cannot hold (':', '@{', '..') is revision syntax we do not speak.
-        if not base or "".join(steps) != ops or not _valid_ref(b"refs/x/" + base.encode()):
+        if not base or "".join(steps) != ops or not valid_ref(b"refs/x/" + base.encode()):
             raise UsageError(
                 f"unsupported revision syntax: {rev}",
                 hint="use a branch, tag or sha, optionally followed by ~N or ^N",
@@ -225,33 +228,7 @@ class GitRepo:
     def user(self) -> str:
         """'Name <email>' as git would record a tagger: env, then git config, then the OS."""
         with _translate("reading the git identity"):
-            config = self._dul.get_config_stack()
-
-            def setting(section: str, key: str) -> str | None:
-                try:
-                    value = config.get((section,), key)
-                except KeyError:
-                    return None
-                return value.decode("utf-8", "replace") if value else None
-
-            env = os.environ.get
-            login = _login()
-            name = (
-                env("GIT_COMMITTER_NAME")
-                or setting("committer", "name")
-                or setting("user", "name")
-                or env("GIT_AUTHOR_NAME")
-                or login
-            )
-            email = (
-                env("GIT_COMMITTER_EMAIL")
-                or setting("committer", "email")
-                or setting("user", "email")
-                or env("GIT_AUTHOR_EMAIL")
-                or env("EMAIL")
-                or f"{login}@{_hostname()}"
-            )
-            return f"{name} <{email}>"
+            return _identity(self._dul.get_config_stack())
 
     def has_remote(self, remote: str = "origin") -> bool:
         """True when `remote.<remote>.url` is configured."""
@@ -294,6 +271,16 @@ class GitRepo:
                 )
             return result
 
+    def tag_values(self, prefix: str = "") -> dict[str, str]:
+        """{tag name: ref sha} of the tags starting with `prefix`; no object is read."""
+        with _translate("listing tags"):
+            return {name: sha.decode() for name, sha in self._tag_refs(prefix).items()}
+
+    def has_object(self, sha: str) -> bool:
+        """True when the object `sha` (e.g. a tag's commit) is in this repository already."""
+        with _translate(f"looking up {sha}"):
+            return bool(_FULL_SHA.fullmatch(sha)) and sha.encode() in self._dul.object_store
+
     def _tag_refs(self, prefix: str) -> dict[str, bytes]:
         """{tag name: ref sha} from packed-refs and loose refs (loose ones win, as in git)."""
         refs = self._dul.refs
@@ -312,7 +299,7 @@ class GitRepo:
             rel = os.path.relpath(dirpath, tags_dir).replace(os.sep, "/")
             for file in files:
                 key = (file if rel == "." else f"{rel}/{file}").encode("utf-8", "surrogateescape")
-                if not key.startswith(pfx) or not _valid_ref(b"refs/tags/" + key):
+                if not key.startswith(pfx) or not valid_ref(b"refs/tags/" + key):
                     continue
                 content = refs.read_loose_ref(b"refs/tags/" + key)
                 if content is None:
@@ -340,7 +327,7 @@ class GitRepo:
     def create_tag(self, name: str, commit: str, message: str, expected_old: str | None) -> str:
         """Write an annotated tag on `commit` and point `name` at it only if it still equals
         `expected_old` (None: only if the tag does not exist). Returns the new tag object sha."""
-        ref = _tag_ref(name)
+        ref = tag_ref(name)
         target = commit if _FULL_SHA.fullmatch(commit) else self.resolve_rev(commit)
         from dulwich.objects import Commit, Tag
 
@@ -373,138 +360,44 @@ class GitRepo:
 
     def delete_tag(self, name: str, expected_old: str) -> None:
         """Delete tag `name` only if it still points at `expected_old`."""
-        ref = _tag_ref(name)
+        ref = tag_ref(name)
         with _translate(f"deleting tag {name}"):
             refs = self._dul.refs
             old = expected_old.encode()
             if not _locked(ref, lambda: refs.remove_if_equals(ref, old)):
                 raise self._race(name, expected_old)
 
-    # ---- working tree and remotes (git command line) ---------------------------------
-
-    def is_dirty(self) -> bool:
-        """True when tracked files differ from HEAD (staged or not); untracked files ignored."""
-        # git itself, not dulwich: it honours the stat cache, fsmonitor, filters and eol
-        # settings exactly, so a run record never claims a clean tree that git calls dirty.
-        out = self._git_ok(
-            ["status", "--porcelain", "--untracked-files=no", "-z"],
-            "checking the working tree",
-            hint="run `git status` to see what git objects to",
-        )
-        return bool(out.strip("\0\n"))
-
-    def stage(self, paths: list[str]) -> None:
-        """`git add -- paths`, so the user's hooks, attributes and ignore rules apply."""
-        for batch in _batches(paths):
-            self._git_ok(
-                ["add", "--", *batch],
-                "git add failed",
-                hint="check the paths; `git check-ignore -v <path>` shows an ignore rule",
-            )
-
-    def tracked_files(self, paths: list[str]) -> list[str]:
-        """The files under `paths` that git tracks (`git ls-files`), so gart never co-owns them."""
-        out = self._git_ok(
-            ["ls-files", "-z", "--", *paths],
-            "listing tracked files",
-            hint="run `git status` to see what git objects to",
-        )
-        return [p for p in out.split("\0") if p]
-
-    def remote_tags(self, pattern: str = "*", remote: str = "origin") -> dict[str, str]:
-        """{tag name: ref sha} on `remote` for tags matching the glob `pattern`.
-
-        The sha is what the remote ref holds (the tag object for annotated tags), i.e. the
-        value `push_tags` compares against; peeled `^{}` lines are not reported."""
-        return _ls_remote(self.root, remote, pattern)
-
-    def fetch_tags(
-        self, pattern: str = "*", remote: str = "origin", depth: int | None = None
+    def fetch_tags_keeping_shape(
+        self, keep: list[str], move: list[str], commits: dict[str, str], remote: str,
+        shallow: bool,
     ) -> None:
-        """Fetch tags matching `pattern`, force-updating local tags that moved on `remote`.
+        """`fetch_tag_refs` without changing the shape of this repository's history.
 
-        Pass `depth` (usually 1) in a shallow clone so the fetched commits stay shallow
-        instead of pulling their whole history."""
-        _check_pattern(pattern)
-        args = ["fetch", "--no-tags"]
-        if depth is not None:
-            args.append(f"--depth={int(depth)}")
-        args += ["--", remote, f"+{TAGS}{pattern}:{TAGS}{pattern}"]
-        try:
-            _git_checked(self.root, args, f"fetching tags from {remote}", _remote_hint(remote))
-        except RevisionNotFoundError:
-            raise RevisionNotFoundError(
-                f"tag {pattern} does not exist on {remote}",
-                hint=f"list the published tags with `git ls-remote --tags {remote}`",
-            ) from None
-        except GitError:
-            # A shallow fetch of a glob that matches nothing fails (git 2.39) where a full
-            # one succeeds: nothing to fetch is not an error.
-            if depth is None or _ls_remote(self.root, remote, pattern):
-                raise
-        finally:
-            self.close()  # new packs and refs on disk: start from a fresh view
-
-    def push_tags(
-        self,
-        updates: dict[str, tuple[str | None, str | None]],
-        remote: str = "origin",
-    ) -> None:
-        """Atomically push tag updates {name: (expected remote sha or None, new sha or None)}.
-
-        Each tag is guarded by --force-with-lease with its expected remote value (None: must
-        not exist), so a concurrent writer is never overwritten; a lost race raises
-        TagRaceError naming the tag and its value on the remote. A new sha of None deletes."""
-        if not updates:
+        `commits` maps each tag to the commit it peels to (from `remote_tag_targets`). Tags
+        on commits present here are fetched without --depth (git would list those commits in
+        .git/shallow and cut the user's history there). With `shallow`, the others are fetched
+        at depth 1, and any of their commits whose parents are all here (a child of the
+        user's history) is taken off .git/shallow again: it is no history boundary."""
+        if not shallow:
+            self.fetch_tag_refs(keep, move, remote=remote)
             return
-        args = ["push", "--atomic", "--porcelain"]
-        specs = []
-        for name, (expected, new) in sorted(updates.items()):
-            ref = _tag_ref(name).decode()
-            args.append(f"--force-with-lease={ref}:{expected or ''}")
-            specs.append(f"{new}:{ref}" if new else f":{ref}")
-        args += ["--", remote, *specs]
-        for attempt in range(_PUSH_ATTEMPTS):
-            status, out, err = _run_git(self.root, args)
-            if status == 0:
-                return
-            rejected = _porcelain_rejections(out)
-            if not rejected:  # never reached the remote: network, auth, unknown remote
-                raise GitError(
-                    f"push to {remote} failed: {_first_line(err) or f'git exited with {status}'}",
-                    hint=_remote_hint(remote),
-                )
-            moved = self._remote_conflicts(updates, remote)
-            if moved:
-                name, current = moved[0]
-                now = f"points to {current}" if current else "does not exist"
-                more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
-                raise TagRaceError(
-                    f"push to {remote} was rejected: tag {name} changed on {remote} meanwhile,"
-                    f" it now {now}{more}",
-                    hint=f"another writer won; run `git fetch {remote} --tags --force` "
-                    "(or `gart pull`) and retry",
-                )
-            # A concurrent push still holding the ref lock fails ours before the tag has moved;
-            # retrying lets the lease decide once that push is done. Hook refusals are final.
-            transient = any(t in r for r in rejected.values() for t in _TRANSIENT_REJECTS)
-            if attempt + 1 < _PUSH_ATTEMPTS and transient:
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            # --atomic marks innocent refs "atomic push failed"; report the real culprit.
-            tag, reason = min(rejected.items(), key=lambda kv: "atomic" in kv[1])
-            said = [ln[7:].strip() for ln in err.splitlines() if ln.startswith("remote:")]
-            said = [ln for ln in said if ln]
-            detail = f"{tag} {reason}" + (f": {said[0]}" if said else "")
-            raise GitError(
-                f"push to {remote} was rejected: {detail}",
-                hint=f"check `git push {remote}` by hand: access rights, hooks or the network",
-            )
+        here = {t for t in (*keep, *move) if self.has_object(commits[t])}
+        self.fetch_tag_refs([t for t in keep if t in here], [t for t in move if t in here],
+                            remote=remote)
+        absent_keep = [t for t in keep if t not in here]
+        absent_move = [t for t in move if t not in here]
+        if not absent_keep and not absent_move:
+            return
+        with _translate("reading the shallow file"):
+            before = self._dul.get_shallow()
+        self.fetch_tag_refs(absent_keep, absent_move, remote=remote, depth=1)
+        with _translate("updating the shallow file"):
+            _unshallow_children(self._dul, self._dul.get_shallow() - before)
 
     # ---- internals -------------------------------------------------------------------
 
-    def _git_ok(self, args: list[str], action: str, hint: str) -> str:
-        return _git_checked(self.root, args, action, hint)
+    def _refresh(self) -> None:
+        self.close()  # git wrote packs and refs on disk: start from a fresh view
 
     def _object(self, sha: bytes, what: str) -> ShaFile:
         try:
@@ -596,7 +489,7 @@ class GitRepo:
 
     def _race(self, name: str, expected: str | None) -> TagRaceError:
         try:
-            current: str | None = self._dul.refs[_tag_ref(name)].decode()
+            current: str | None = self._dul.refs[tag_ref(name)].decode()
         except KeyError:
             current = None
         if expected is None:
@@ -609,92 +502,21 @@ class GitRepo:
             what, hint="another writer updated it first; re-read the tags and retry"
         )
 
-    def _remote_conflicts(
-        self, updates: dict[str, tuple[str | None, str | None]], remote: str
-    ) -> list[tuple[str, str | None]]:
-        """Tags whose remote value differs from what the push expected, with that value."""
-        if len(updates) == 1:
-            (name,) = updates
-            now = _ls_remote(self.root, remote, name)
-        else:
-            now = _ls_remote(self.root, remote, "*")
-        return [
-            (name, now.get(name))
-            for name, (expected, _new) in sorted(updates.items())
-            if now.get(name) != (expected or None)
-        ]
-
 
 def init_bare(dest: Path) -> GitRepo:
     """A bare repository at `dest` (created when absent), e.g. to fetch another repo's tags."""
-    dest = Path(dest)
-    if not (dest / "HEAD").exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        _git_checked(dest, ["init", "--bare", "--quiet"], f"creating {dest}", "check the path")
+    init_bare_dir(dest)
     return GitRepo(dest)
 
 
 def fetch_ref_shallow(url: str, tag_or_rev: str, dest: Path) -> GitRepo:
     """Fetch one tag, branch or full sha of another repository (depth 1) into a bare cache
     repository at `dest`, without cloning it; the returned GitRepo reads files at that rev."""
-    dest = Path(dest)
-    init_bare(dest)
-    if _FULL_SHA.fullmatch(tag_or_rev):
-        specs = [f"{tag_or_rev}:refs/gart/fetched/{tag_or_rev}"]
-    elif tag_or_rev.startswith("refs/"):
-        specs = [f"+{tag_or_rev}:{tag_or_rev}"]
-    else:
-        _tag_ref(tag_or_rev)
-        specs = [f"+{TAGS}{tag_or_rev}:{TAGS}{tag_or_rev}"]
-        specs.append(f"+refs/heads/{tag_or_rev}:refs/heads/{tag_or_rev}")
-    hint = f"check that {url} is reachable and that {tag_or_rev} exists there"
-    last = ""
-    # Tags first: that is what gart asks for; a branch of the same name is the fallback.
-    for spec in specs:
-        status, _out, err = _run_git(dest, ["fetch", "--depth=1", "--no-tags", "--", url, spec])
-        if status == 0:
-            return GitRepo(dest)
-        last = _first_line(err)
-        if not _is_missing_ref(err):
-            raise GitError(f"fetching {tag_or_rev} from {url} failed: {last}", hint=hint)
-    raise RevisionNotFoundError(
-        f"{tag_or_rev} is neither a tag nor a branch of {url}",
-        hint=f"list its tags with `git ls-remote --tags {url}`",
-    )
-
-
-def list_remote_tags(url: str, pattern: str = "*") -> dict[str, str]:
-    """{tag name: ref sha} of another repository's tags matching `pattern`, without cloning."""
-    return _ls_remote(None, url, pattern)
+    fetch_ref_into(url, tag_or_rev, dest)
+    return GitRepo(dest)
 
 
 # ---- helpers -------------------------------------------------------------------------
-
-
-def _valid_ref(ref: bytes) -> bool:
-    from dulwich.refs import check_ref_format
-
-    return check_ref_format(ref)  # type: ignore[arg-type]
-
-
-def _tag_ref(name: str) -> bytes:
-    ref = (TAGS + name).encode("utf-8")
-    if not name or name.startswith("-") or not _valid_ref(ref):
-        raise InvalidNameError(
-            f"not a valid tag name: {name!r}",
-            hint="use letters, digits, '.', '_', '-', '/' and '@' (see `git check-ref-format`)",
-        )
-    return ref
-
-
-def _check_pattern(pattern: str) -> None:
-    # A refspec allows exactly one '*' and none of the other glob characters.
-    if not pattern or pattern.count("*") > 1 or any(c in pattern for c in "?[]"):
-        raise UsageError(
-            f"unsupported tag pattern: {pattern!r}",
-            hint="use a tag name or one '*' wildcard, e.g. 'raw-images@*'",
-        )
-    _tag_ref(pattern.replace("*", "x"))
 
 
 _OPEN: weakref.WeakSet[GitRepo] = weakref.WeakSet()
@@ -750,6 +572,50 @@ def _as_git_error(action: str, exc: BaseException) -> GitError:
     return GitError(f"{action} failed: {detail}", hint="check the repository with `git fsck`")
 
 
+def _unshallow_children(repo: Repo, added: set[bytes]) -> None:
+    """Take commits off .git/shallow whose parents are all present: no history boundary."""
+    from dulwich.objects import Commit
+
+    store = repo.object_store
+    whole = {
+        sha for sha in added
+        if isinstance(obj := store[sha], Commit) and obj.parents
+        and all(parent in store for parent in obj.parents)
+    }
+    if whole:  # git's own lock protocol (shallow.lock), waited for like a ref's
+        _locked(b"shallow", lambda: repo.update_shallow(None, whole) is None)
+
+
+def _identity(config: StackedConfig) -> str:
+    """'Name <email>' from the environment, then the git config, then the OS."""
+
+    def setting(section: str, key: str) -> str | None:
+        try:
+            value = config.get((section,), key)
+        except KeyError:
+            return None
+        return value.decode("utf-8", "replace") if value else None
+
+    env = os.environ.get
+    login = _login()
+    name = (
+        env("GIT_COMMITTER_NAME")
+        or setting("committer", "name")
+        or setting("user", "name")
+        or env("GIT_AUTHOR_NAME")
+        or login
+    )
+    email = (
+        env("GIT_COMMITTER_EMAIL")
+        or setting("committer", "email")
+        or setting("user", "email")
+        or env("GIT_AUTHOR_EMAIL")
+        or env("EMAIL")
+        or f"{login}@{_hostname()}"
+    )
+    return f"{name} <{email}>"
+
+
 def _split_tag(raw: bytes) -> tuple[dict[bytes, bytes], str]:
     """Headers (first occurrence of each) and message of a raw tag or commit object."""
     head, _, body = raw.partition(b"\n\n")
@@ -790,99 +656,3 @@ def _login() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # containers without a passwd entry
         return "unknown"
-
-
-def _batches(paths: list[str]) -> Iterator[list[str]]:
-    """Split long path lists so one `git add` never exceeds the OS argument limit."""
-    batch: list[str] = []
-    size = 0
-    for path in paths:
-        if batch and size + len(path) > _ARG_BUDGET:
-            yield batch
-            batch, size = [], 0
-        batch.append(path)
-        size += len(path) + 1
-    if batch:
-        yield batch
-
-
-def _run_git(cwd: Path | None, args: list[str]) -> tuple[int, str, str]:
-    """Run the git binary through GitPython; returns (status, stdout, stderr)."""
-    try:
-        from git.cmd import Git
-        from git.exc import GitCommandNotFound
-    except ImportError as exc:  # GitPython refuses to import when no git binary is found
-        raise GitError(
-            f"cannot run git: {_first_line(str(exc))}",
-            hint="install git and make sure it is on PATH",
-        ) from exc
-    try:
-        status, out, err = Git(str(cwd) if cwd is not None else None).execute(
-            ["git", *args],
-            with_extended_output=True,
-            with_exceptions=False,
-            env=_GIT_ENV,
-            stdout_as_string=True,
-        )
-    except GitCommandNotFound as exc:
-        raise GitError("the git command was not found", hint="install git") from exc
-    except OSError as exc:
-        raise GitError(f"cannot run git {args[0]}: {exc}", hint="check PATH and cwd") from exc
-    return int(status or 0), str(out), str(err)
-
-
-def _git_checked(cwd: Path | None, args: list[str], action: str, hint: str) -> str:
-    status, out, err = _run_git(cwd, args)
-    if status != 0:
-        if _is_missing_ref(err):
-            raise RevisionNotFoundError(f"{action}: {_first_line(err)}", hint=hint)
-        raise GitError(f"{action}: {_first_line(err) or f'git exited with {status}'}", hint=hint)
-    return out
-
-
-def _ls_remote(cwd: Path | None, target: str, pattern: str) -> dict[str, str]:
-    _check_pattern(pattern)
-    out = _git_checked(
-        cwd,
-        ["ls-remote", "--tags", "--refs", "--", target, TAGS + pattern],
-        f"listing tags of {target}",
-        _remote_hint(target),
-    )
-    tags: dict[str, str] = {}
-    for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
-        name = ref.removeprefix(TAGS)
-        # git matches patterns against the ref's tail; keep only true matches of our glob.
-        if ref.startswith(TAGS) and fnmatch.fnmatchcase(name, pattern):
-            tags[name] = sha
-    return tags
-
-
-def _remote_hint(remote: str) -> str:
-    return f"check `git remote -v`, the network and your credentials for {remote}"
-
-
-def _porcelain_rejections(out: str) -> dict[str, str]:
-    """{ref: reason} for every '!' line of `git push --porcelain` output."""
-    rejected = {}
-    for line in out.splitlines():
-        if line.startswith("!\t"):
-            fields = line.split("\t")
-            ref = fields[1].rpartition(":")[2] if len(fields) > 1 else "?"
-            reason = fields[2] if len(fields) > 2 else "rejected"
-            rejected[ref.removeprefix(TAGS)] = reason
-    return rejected
-
-
-def _is_missing_ref(err: str) -> bool:
-    return "couldn't find remote ref" in err or "not our ref" in err
-
-
-def _first_line(err: str) -> str:
-    """The most telling line of git's stderr: the first fatal/error line, else the first."""
-    lines = [line.strip() for line in err.splitlines() if line.strip()]
-    for line in lines:
-        for prefix in ("fatal: ", "error: "):
-            if line.startswith(prefix):
-                return line[len(prefix) :]
-    return lines[0] if lines else ""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol
 
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
+from gitartifacts.fsutil import TEMP_PREFIX, temp_name
 from gitartifacts.hashing import hash_file
 
 PACK_MAGIC = b"GARTPK\x00\x01"
@@ -32,7 +33,6 @@ _INDEX_HEADER = struct.Struct(">8sI")
 _INDEX_ENTRY = struct.Struct(">32sQQ")
 DEFAULT_PACK_THRESHOLD = 1 << 20
 DEFAULT_PACK_TARGET = 64 << 20
-TEMP_PREFIX = ".tmp-"
 COPY_CHUNK = 1 << 20
 # Listing a loose prefix directory beats probing each object once this many are asked about.
 LIST_INSTEAD_OF_PROBE = 32
@@ -65,11 +65,6 @@ def reflink(source: str | Path, destination: str | Path) -> bool:
 def loose_key(oid: str) -> str:
     """Where a loose object lives, relative to the store root."""
     return f"files/sha256/{oid[:2]}/{oid[2:]}"
-
-
-def temp_name(directory: str) -> str:
-    """A unique temporary name beside the final one, so a rename into place is atomic."""
-    return f"{directory}/{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
 
 class PackLocation(NamedTuple):

@@ -15,10 +15,10 @@ from gitartifacts.errors import ArtifactNotFoundError, InvalidPathError, Manifes
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.gitrepo import GitRepo, find_root, index_may_track
 from gitartifacts.hashing import StateCache
+from gitartifacts.ignore import IGNORE_FILE, IgnoreRules, read_ignore_file
 from gitartifacts.manifest import Manifest
 from gitartifacts.objects import ObjectStore
 from gitartifacts.paths import VERSION_RE, parse_spec, validate_name
-from gitartifacts.workspace import IgnoreRules, read_ignore_file
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
     from gitartifacts.runrecord import RunRecord
@@ -27,7 +27,6 @@ ProgressHook = Callable[[int], None]
 
 R = TypeVar("R", bound="RepoCore")
 GART_GITIGNORE = "/cache/\n/tmp/\n/config.local.yaml\n"
-IGNORE_FILE = ".gartignore"
 
 
 class RepoCore:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -176,9 +176,14 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
             else:
                 (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
             plan = self.checkout(manifest, force=force, to=to, partial=path_prefix,
-                                 dry_run=dry_run)
+                                 dry_run=dry_run,
+                                 recoverable_elsewhere=self._on_remote(remote))
             out.append((manifest, result, plan))
         return out
+
+    def _on_remote(self, remote: str | None) -> Callable[[set[str]], set[str]]:
+        """For pull: which of these oids the remote has (their files are safe to replace)."""
+        return lambda oids: oids - self.remote_store(remote).missing(oids)
 
     def fsck(self) -> list[str]:
         """Verify every object in the cache; also clears temp files of killed writers."""

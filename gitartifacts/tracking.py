@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -297,18 +297,23 @@ class Tracking(RepoCore):
         progress: ProgressHook | None = None,
         dry_run: bool = False,
         partial: str | None = None,
+        recoverable_elsewhere: Callable[[set[str]], set[str]] | None = None,
     ) -> CheckoutPlan:
-        """Make the working tree (or `to`) match a manifest, from the cache."""
+        """Make the working tree (or `to`) match a manifest, from the cache.
+
+        `recoverable_elsewhere(oids)` says which of those objects can be fetched again (pull
+        asks the remote): a changed file whose bytes are there may be replaced."""
         manifest = spec if isinstance(spec, Manifest) else self.resolve(spec)
         root = Path(to) if to is not None else self.root / manifest.path
         if partial:  # only this path inside the artifact: leave everything else alone
             manifest = replace(manifest, include=(partial.strip("/"),))
-        if to is None and os.path.lexists(root):
-            self._repo_relative(root)  # a symlinked data dir must not lead outside the repo
         return workspace.checkout(
             manifest, root, self.cache, self.state, self.config.link_types,
             self.ignore_rules(manifest.exclude), force=force, progress=progress,
             dry_run=dry_run, allowed_link_roots=[self.config.cache_path],
+            # no symlink below the repository root is followed on the way to the data
+            anchor=self.root if to is None else None,
+            recoverable_elsewhere=recoverable_elsewhere,
         )
 
     def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:

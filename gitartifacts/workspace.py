@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import fnmatch
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from gitartifacts.errors import ConflictError, InvalidPathError, ObjectNotFoundError
+from gitartifacts.errors import (
+    ConflictError,
+    CorruptObjectError,
+    GartError,
+    InvalidPathError,
+    ManifestError,
+    ObjectNotFoundError,
+)
+from gitartifacts.fsutil import TEMP_PREFIX, is_temp_name, temp_name
 from gitartifacts.hashing import FileStat, StateCache, hash_file
+from gitartifacts.ignore import IgnoreRules
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.objects import (
+    COPY_CHUNK,
+    FICLONE,
     NO_REFLINK,
     ObjectStore,
     ObjectWriter,
-    check_bytes,
-    reflink,
-    temp_name,
 )
 from gitartifacts.paths import CONTROL_CHARS_RE
 
 HASH_BATCH = 256
 
 ProgressHook = Callable[[int], None]
-
 
 class WorkFile(NamedTuple):
     """A regular file found in the working tree under an artifact's root."""
@@ -39,45 +45,17 @@ class WorkFile(NamedTuple):
     stat: FileStat
 
 
-class IgnoreRules:
-    """Exclusion globs (`--exclude`, `.gartignore`): bare names match any path component,
-    patterns with '/' match the path relative to the artifact root."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        names, paths = [], []
-        for raw in patterns:
-            pattern = raw.strip()
-            if not pattern or pattern.startswith("#"):
-                continue
-            pattern = pattern.rstrip("/")
-            (paths if "/" in pattern else names).append(pattern.lstrip("/"))
-        self._names = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else None
-        self._paths = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else None
-
-    def __bool__(self) -> bool:
-        return self._names is not None or self._paths is not None
-
-    def ignores(self, name: str, relpath: str) -> bool:
-        return bool(
-            (self._names is not None and self._names.match(name))
-            or (self._paths is not None and self._paths.match(relpath))
-        )
-
-
-def read_ignore_file(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-
-
 def scan(
     root: Path,
     include: Sequence[str] = (".",),
     ignore: IgnoreRules | None = None,
     allowed_link_roots: Sequence[Path] = (),
+    temps: list[str] | None = None,
 ) -> dict[str, WorkFile]:
     """Every regular file under root/include, keyed by its path relative to root.
+
+    gart's own temp files (`is_temp_name`) are never reported; their paths are appended to
+    `temps` when given, for checkout to remove.
 
     Symlinks are followed only when they point at a file inside `root` (or inside one of
     `allowed_link_roots`, e.g. the cache for symlink checkouts); any other link is refused
@@ -114,9 +92,14 @@ def scan(
             if name == ".git":  # a nested repository, or the gitlink file of a submodule
                 continue
             rel = lead + name
-            if filtering and rules.ignores(name, rel):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if name.startswith(TEMP_PREFIX) and is_temp_name(name):
+                if temps is not None:
+                    temps.append(rel)
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if filtering and rules.ignores(rel, is_dir):
+                continue
+            if is_dir:
                 if name == ".gart" and not prefix:
                     continue
                 stack.append((entry.path, rel))
@@ -318,8 +301,8 @@ def compare(entries: Iterable[Entry], digests: dict[str, tuple[str, int]]) -> Co
         current = digests.get(entry.path)
         if current is None:
             out.removed.append(entry.path)
-        elif current[0] != entry.oid:
-            out.changed.append(entry.path)
+        elif current[0] != entry.oid or current[1] != entry.size:
+            out.changed.append(entry.path)  # a size the bytes do not have is no match
         else:
             out.unchanged += 1
     out.added = sorted(set(digests) - seen)
@@ -337,6 +320,7 @@ class CheckoutPlan:
     delete: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unchanged: int = 0
+    temps: list[str] = field(default_factory=list)  # gart temp files left by killed runs
 
 
 def plan_checkout(
@@ -345,8 +329,14 @@ def plan_checkout(
     recoverable: Callable[[set[str]], set[str]],
     force: bool,
 ) -> CheckoutPlan:
-    """Decide per path; a file is only replaced or deleted if its bytes are recoverable
-    (already in the cache) or `force` is given."""
+    """Decide per path.
+
+    A path of the manifest whose file differs is replaced if its current bytes are
+    recoverable (in the cache, or wherever `recoverable` looks) or with `force`. A file the
+    manifest does not list is deleted only if its bytes are recoverable: it is then a file
+    of another version of the artifact and nothing is lost. Any other file is not the
+    artifact's: it is left alone, even with `force`, and never called a conflict.
+    """
     plan = CheckoutPlan()
     wanted = manifest.by_path()
     at_risk: dict[str, str] = {}
@@ -354,95 +344,351 @@ def plan_checkout(
         have = current.get(path)
         if have is None:
             plan.write.append(entry)
-        elif have[0] == entry.oid:
+        elif have[0] == entry.oid and have[1] == entry.size:
             plan.unchanged += 1
         else:
             plan.write.append(entry)
             at_risk[path] = have[0]
-    for path, (oid, _size) in current.items():
-        if path not in wanted:
-            plan.delete.append(path)
-            at_risk[path] = oid
-    if at_risk and not force:
-        safe = recoverable(set(at_risk.values()))
+    extras = {path: oid for path, (oid, _size) in current.items() if path not in wanted}
+    asked = set(extras.values()) | (set() if force else set(at_risk.values()))
+    safe = recoverable(asked) if asked else set()
+    plan.delete = sorted(path for path, oid in extras.items() if oid in safe)
+    if not force:
         plan.conflicts = sorted(p for p, oid in at_risk.items() if oid not in safe)
     return plan
 
 
-class Placer:
-    """Puts verified object bytes at working-tree paths, atomically, never outside `root`."""
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+_ANCHOR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)  # trusted: may follow
+_MAX_OPEN_DIRS = 128  # directory descriptors kept open at once (the fd limit is often 1024)
 
-    def __init__(self, root: Path, store: ObjectStore, link_types: Sequence[str]) -> None:
+
+class Placer:
+    """Puts verified object bytes at working-tree paths, atomically, never outside `root`.
+
+    Every directory from `anchor` (a directory the caller trusts: the repository root, or
+    the user's `--to` directory) down to each file is opened component by component with
+    O_NOFOLLOW, and created with mkdirat when missing, so no symlink is ever followed or
+    written through. Files are created O_EXCL|O_NOFOLLOW under a temp name beside their
+    final name, filled, verified, then renamed into place; a failure removes the temp file.
+    Bytes read out of a loose cache object are hashed before they are placed (hardlinked
+    and symlinked objects once per checkout); a corrupt object is removed from the cache.
+    """
+
+    def __init__(
+        self, root: Path, store: ObjectStore, link_types: Sequence[str],
+        anchor: Path | None = None,
+    ) -> None:
         self.root = Path(root)
+        self.anchor = Path(anchor) if anchor is not None else self.root
         self.root_real = os.path.realpath(root)
         self.store = store
         self.link_types = list(link_types)
-        self._checked_dirs: set[str] = set()
         self.written: list[tuple[str, FileStat, str]] = []
+        self.corrupt: list[tuple[str, str]] = []  # (path, oid) not placed: the object was bad
+        self._root_parts = _relative_parts(self.anchor, self.root)
+        self._dirs: dict[str, int] = {}
+        self._verified: set[str] = set()  # loose oids hashed once in this checkout
+        self._bad: set[str] = set()
+
+    # -- directories -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
+
+    def __enter__(self) -> Placer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _shown(self, key: str) -> str:
+        return os.path.join(self.anchor, key) if key else str(self.anchor)
+
+    def _dir(self, key: str, create: bool) -> int | None:
+        """Descriptor of the directory `key` (relative to the anchor), never via a symlink.
+
+        None when it does not exist and `create` is false."""
+        fd = self._dirs.get(key)
+        if fd is not None:
+            return fd
+        if not key:
+            if create:
+                os.makedirs(self.anchor, exist_ok=True)
+            try:
+                fd = os.open(self.anchor, _ANCHOR_FLAGS)
+            except FileNotFoundError:
+                if create:
+                    raise
+                return None
+            self._dirs[key] = fd
+            return fd
+        parent_key, _, name = key.rpartition("/")
+        parent = self._dir(parent_key, create)
+        if parent is None:
+            return None
+        while True:
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                break
+            except FileNotFoundError:
+                if not create:
+                    return None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o777, dir_fd=parent)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    raise InvalidPathError(
+                        f"refusing to write through {self._shown(key)}: it is a symlink",
+                        hint="remove the symlink (gart never writes through one), then re-run",
+                    ) from None
+                raise InvalidPathError(
+                    f"{self._shown(key)} is a file where a directory is needed",
+                    hint="move the file away, then re-run",
+                ) from None
+        if len(self._dirs) >= _MAX_OPEN_DIRS:
+            self.close()
+            return self._dir(key, create)  # re-walk: every component is checked again
+        self._dirs[key] = fd
+        return fd
+
+    def _key(self, rel: str) -> tuple[str, str]:
+        """(directory key relative to the anchor, file name) of a path under the root."""
+        parts = self._root_parts + rel.split("/")
+        return "/".join(parts[:-1]), parts[-1]
+
+    def root_exists(self) -> bool:
+        """Does the root exist, reached without following any symlink below the anchor?"""
+        return self._dir("/".join(self._root_parts), create=False) is not None
+
+    def make_root(self) -> None:
+        self._dir("/".join(self._root_parts), create=True)
 
     def target(self, rel: str) -> str:
-        path = os.path.join(self.root, rel)
-        parent = os.path.dirname(path)
-        if parent not in self._checked_dirs:
-            os.makedirs(parent, exist_ok=True)
-            real = os.path.realpath(parent)
-            if real != self.root_real and not real.startswith(self.root_real + os.sep):
-                raise InvalidPathError(
-                    f"refusing to write {rel}: {os.path.dirname(rel)} leads outside {self.root}",
-                    hint="remove the symlinked directory from the data directory",
-                )
-            self._checked_dirs.add(parent)
-        return path
+        """Create (safely) the directory of `rel`; return the file's path."""
+        key, _name = self._key(rel)
+        self._dir(key, create=True)
+        return os.path.join(self.root, rel)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def remove(self, rel: str) -> None:
+        """Delete the file `rel` (never through a symlinked directory), then empty parents."""
+        key, name = self._key(rel)
+        fd = self._dir(key, create=False)
+        if fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(name, dir_fd=fd)  # a directory of that name is not gart's: left alone
+        parts = rel.split("/")[:-1]
+        while parts:  # prune directories the removal emptied, up to (not including) the root
+            key, name = self._key("/".join(parts))
+            parent = self._dir(key, create=False)
+            if parent is None:
+                return
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError:
+                return
+            stale = self._dirs.pop(key + "/" + name if key else name, None)
+            if stale is not None:
+                os.close(stale)
+            parts.pop()
 
     def put_bytes(self, entry: Entry, data: bytes) -> None:
-        path = self.target(entry.path)
-        tmp = temp_name(os.path.dirname(path))
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-        self.written.append((path, FileStat.of(os.stat(path)), entry.oid))
+        """Place already verified bytes (packed objects are hashed when read from packs)."""
+        if len(data) != entry.size:
+            raise _size_error(entry, len(data))
+
+        def fill(dfd: int, tmp: str) -> None:
+            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+
+        self._place(entry, fill)
 
     def put_loose(self, entry: Entry, source: Path) -> None:
-        path = self.target(entry.path)
-        tmp = temp_name(os.path.dirname(path))
-        for kind in list(self.link_types):
+        """Place a loose cache object by the first link type that works, verified."""
+        if entry.oid in self._bad:
+            self.corrupt.append((entry.path, entry.oid))
+            return
+        placed = False
+
+        def fill(dfd: int, tmp: str) -> None:
+            nonlocal placed
+            for kind in list(self.link_types):
+                try:
+                    ok = self._link(kind, source, dfd, tmp, entry.oid)
+                except OSError as exc:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+                    if exc.errno not in NO_REFLINK and exc.errno != errno.EMLINK:
+                        raise
+                    # This link type does not work on this filesystem: stop trying it.
+                    self.link_types.remove(kind)
+                    continue
+                if not ok:  # the object is corrupt: nothing is placed
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+                    self._drop(entry)
+                    return
+                placed = True
+                return
+            where = os.path.join(self.root, entry.path)
+            raise OSError(f"no configured link type works for {where}")
+
+        self._place(entry, fill, lambda: placed)
+
+    def _place(
+        self, entry: Entry, fill: Callable[[int, str], None],
+        done: Callable[[], bool] = lambda: True,
+    ) -> None:
+        key, name = self._key(entry.path)
+        dfd = self._dir(key, create=True)
+        assert dfd is not None
+        tmp = os.path.basename(temp_name("."))
+        try:
+            fill(dfd, tmp)
+            if not done():
+                return
             try:
-                if _link(kind, source, tmp, entry.oid):
-                    break
-            except OSError as exc:
-                if exc.errno not in NO_REFLINK and exc.errno != errno.EMLINK:
-                    raise
-            # This link type does not work on this filesystem: stop trying it.
-            self.link_types.remove(kind)
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-        else:
-            raise OSError(f"no configured link type works for {path}")
-        os.replace(tmp, path)
-        self.written.append((path, FileStat.of(os.stat(path)), entry.oid))
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except IsADirectoryError:
+                raise InvalidPathError(
+                    f"{os.path.join(self.root, entry.path)} is a directory where a file is needed",
+                    hint="move the directory away, then re-run",
+                ) from None
+            st = os.stat(name, dir_fd=dfd)  # a symlink checkout records its target's stat
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+                raise _name_too_long(entry.path) from None
+            raise
+        self.written.append((os.path.join(self.root, entry.path), FileStat.of(st), entry.oid))
+
+    def _link(self, kind: str, source: Path, dfd: int, tmp: str, oid: str) -> bool:
+        """Make `tmp` hold the object by `kind`; False if its bytes do not hash to `oid`."""
+        if kind == "hardlink":
+            os.link(source, tmp, dst_dir_fd=dfd)
+            return self._verify_once(oid, lambda: _hash_at(dfd, tmp))
+        if kind == "symlink":
+            ok = self._verify_once(oid, lambda: hash_file(source)[0])
+            if ok:
+                os.symlink(os.fspath(source), tmp, dir_fd=dfd)
+            return ok
+        fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
+        try:
+            with open(source, "rb") as src:
+                if kind == "reflink":
+                    import fcntl
+
+                    fcntl.ioctl(fd, FICLONE, src.fileno())
+                    return _hash_fd(fd) == oid  # what is placed is what was hashed
+                digest = hashlib.sha256()  # copy: verify while copying, one pass
+                while chunk := src.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    _write_all(fd, chunk)
+                return digest.hexdigest() == oid
+        finally:
+            os.close(fd)
+
+    def _verify_once(self, oid: str, digest: Callable[[], str]) -> bool:
+        if oid in self._verified:
+            return True
+        if digest() != oid:
+            return False
+        self._verified.add(oid)
+        return True
+
+    def _drop(self, entry: Entry) -> None:
+        """A cache object that does not hash to its name: remove it so a pull re-fetches it."""
+        self._bad.add(entry.oid)
+        self.corrupt.append((entry.path, entry.oid))
+        with contextlib.suppress(OSError):
+            self.store.drop(entry.oid)
 
 
-def _link(kind: str, source: Path, tmp: str, oid: str) -> bool:
-    if kind == "reflink":
-        if not reflink(source, tmp):
-            raise OSError(errno.EOPNOTSUPP, "reflink not supported here", str(source))
-        return True
-    if kind == "hardlink":
-        os.link(source, tmp)
-        return True
-    if kind == "symlink":
-        os.symlink(source, tmp)
-        return True
-    # copy: verify while copying so a damaged cache object never reaches the tree
+def _relative_parts(anchor: Path, root: Path) -> list[str]:
+    rel = os.path.relpath(os.path.abspath(root), os.path.abspath(anchor))
+    if rel == ".":
+        return []
+    parts = rel.split(os.sep)
+    if ".." in parts:
+        raise InvalidPathError(f"{root} is not inside {anchor}")
+    return parts
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _hash_fd(fd: int) -> str:
     digest = hashlib.sha256()
-    with open(source, "rb") as src, open(tmp, "xb") as dst:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-            dst.write(chunk)
-    if digest.hexdigest() != oid:
-        os.unlink(tmp)
-        check_bytes(oid, b"", str(source))
-    return True
+    offset = 0
+    while chunk := os.pread(fd, COPY_CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+def _hash_at(dfd: int, name: str) -> str:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+    try:
+        return _hash_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _size_error(entry: Entry, actual: int) -> ManifestError:
+    return ManifestError(
+        f"{entry.path}: the manifest says {entry.size} bytes but its object {entry.oid[:12]}… "
+        f"has {actual} bytes (wrong size in the manifest)",
+        hint="the manifest was edited or is corrupt: restore it from git, "
+        "e.g. `git checkout -- .gart/artifacts/`",
+    )
+
+
+def _name_too_long(path: str) -> InvalidPathError:
+    return InvalidPathError(
+        f"file name too long for this filesystem: {path[:80]}…",
+        hint="shorten the path in the artifact, or check it out on a filesystem that allows it",
+    )
+
+
+def _preflight(plan: CheckoutPlan, store: ObjectStore, root: Path,
+               loose_sources: dict[str, Path | None]) -> None:
+    """Refuse, before anything is written, entries whose bytes cannot be placed as listed:
+    a name too long, or a size that differs from its object's (the manifest lies)."""
+    try:
+        name_max = os.pathconf(root if root.exists() else root.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    packed = store.packed
+    for entry in plan.write:
+        if any(len(os.fsencode(part)) > name_max for part in entry.path.split("/")):
+            raise _name_too_long(entry.path)
+        location = packed.get(entry.oid)
+        if location is not None:
+            if location.length != entry.size:
+                raise _size_error(entry, location.length)
+            continue
+        source = loose_sources.get(entry.oid)
+        if source is None:
+            continue
+        actual = os.stat(source).st_size
+        if actual != entry.size and hash_file(source)[0] == entry.oid:
+            raise _size_error(entry, actual)
+        # a size mismatch with bytes that do not hash to the oid is a corrupt cache object:
+        # the placer's hash check finds and drops it
 
 
 def execute_checkout(
@@ -451,8 +697,13 @@ def execute_checkout(
     store: ObjectStore,
     link_types: Sequence[str],
     progress: ProgressHook | None = None,
+    anchor: Path | None = None,
+    placer: Placer | None = None,
 ) -> Placer:
-    """Apply a conflict-free plan: check all objects exist first, then delete, then write."""
+    """Apply a conflict-free plan: check all objects first, then delete, then write.
+
+    Objects found corrupt are not placed, removed from the cache, and reported together
+    (CorruptObjectError) after everything else was placed; `placer.written` lists what was."""
     assert not plan.conflicts, "callers refuse plans with conflicts"
     packed = store.packed
     loose: list[Entry] = []
@@ -467,35 +718,58 @@ def execute_checkout(
             + (" …" if len(missing) > 5 else ""),
             hint="run `gart pull NAME` (or `gart fetch NAME`) to download them",
         )
-    for rel in plan.delete:
-        path = os.path.join(root, rel)
-        os.unlink(path)
-        _prune_empty_dirs(Path(path).parent, Path(root))
-    placer = Placer(root, store, link_types)
-    by_oid: dict[str, list[Entry]] = {}
-    for entry in in_pack:
-        by_oid.setdefault(entry.oid, []).append(entry)
-    for oid, data in store.read_packed(by_oid):
-        for entry in by_oid[oid]:
-            placer.put_bytes(entry, data)
+    _preflight(plan, store, root, loose_sources)
+    placer = placer or Placer(root, store, link_types, anchor)
+    try:
+        placer.make_root()
+        for rel in plan.temps:
+            placer.remove(rel)
+        for rel in plan.delete:
+            placer.remove(rel)
+        by_oid: dict[str, list[Entry]] = {}
+        for entry in in_pack:
+            by_oid.setdefault(entry.oid, []).append(entry)
+        for oid, data in store.read_packed(by_oid):
+            for entry in by_oid[oid]:
+                placer.put_bytes(entry, data)
+                if progress:
+                    progress(1)
+        for entry in loose:
+            source = loose_sources[entry.oid]
+            assert source is not None
+            placer.put_loose(entry, source)
             if progress:
                 progress(1)
-    for entry in loose:
-        source = loose_sources[entry.oid]
-        assert source is not None
-        placer.put_loose(entry, source)
-        if progress:
-            progress(1)
+    finally:
+        placer.close()
     return placer
 
 
-def _prune_empty_dirs(directory: Path, stop: Path) -> None:
-    while directory != stop and stop in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
+def _corrupt_error(corrupt: list[tuple[str, str]], name: str) -> CorruptObjectError:
+    shown = ", ".join(f"{path} ({oid[:12]}…)" for path, oid in corrupt[:5])
+    more = " …" if len(corrupt) > 5 else ""
+    return CorruptObjectError(
+        f"{len(corrupt)} cache object(s) are corrupt and were not placed (removed from the "
+        f"cache): {shown}{more}",
+        hint=f"run `gart pull {name}` to download them again",
+    )
+
+
+def _check_target_root(root: Path) -> None:
+    """A checkout root must not be, contain or sit inside a repository's .git or .gart."""
+    absolute = os.path.abspath(root)
+    for part in Path(absolute).parts:
+        if part in (".git", ".gart"):
+            raise InvalidPathError(
+                f"refusing to check out into {root}: it is inside {part}",
+                hint="check out into a data directory, e.g. --to exports/NAME",
+            )
+    for inner in (".git", ".gart"):
+        if os.path.lexists(os.path.join(absolute, inner)):
+            raise InvalidPathError(
+                f"refusing to check out into {root}: it is a repository root (it holds {inner})",
+                hint="check out into a data directory, e.g. --to exports/NAME",
+            )
 
 
 def checkout(
@@ -509,17 +783,39 @@ def checkout(
     progress: ProgressHook | None = None,
     dry_run: bool = False,
     allowed_link_roots: Sequence[Path] = (),
+    anchor: Path | None = None,
+    recoverable_elsewhere: Callable[[set[str]], set[str]] | None = None,
 ) -> CheckoutPlan:
-    """Make `root` match the manifest from the store; refuses to lose unrecoverable edits."""
+    """Make `root` match the manifest from the store; refuses to lose unrecoverable edits.
+
+    `anchor` is the directory the caller trusts (the repository root for an artifact's own
+    path; default `root` itself): no component below it may be a symlink. A file's bytes
+    count as recoverable when the cache has them, or `recoverable_elsewhere` says so (pull:
+    the remote has them)."""
+    _check_target_root(root)
+    probe = Placer(root, store, link_types, anchor)
+    try:
+        exists = probe.root_exists()  # refuses a symlinked component before anything is read
+    finally:
+        probe.close()
     current: dict[str, tuple[str, int]] = {}
-    if root.exists():
-        files = scan(root, manifest.include, ignore, allowed_link_roots)
+    temps: list[str] = []
+    if exists:
+        files = scan(root, manifest.include, ignore, allowed_link_roots, temps=temps)
         current = compute_digests(files, state, os.path.join(os.path.abspath(root), "")).digests
 
     def recoverable(oids: set[str]) -> set[str]:
-        return oids - store.missing(oids)
+        safe = oids - store.missing(oids)
+        rest = oids - safe
+        if rest and recoverable_elsewhere is not None:
+            try:
+                safe |= recoverable_elsewhere(rest)
+            except GartError:
+                pass  # cannot tell: treat as unrecoverable, the safe answer
+        return safe
 
     plan = plan_checkout(manifest, current, recoverable, force)
+    plan.temps = temps
     if dry_run:
         return plan
     if plan.conflicts:
@@ -529,7 +825,11 @@ def checkout(
             hint=f"`gart add` them first, or re-run with --force to discard them "
             f"(gart checkout {manifest.name} --force)",
         )
-    root.mkdir(parents=True, exist_ok=True)
-    placer = execute_checkout(plan, root, store, link_types, progress)
-    state.record(placer.written)
+    placer = Placer(root, store, link_types, anchor)
+    try:
+        execute_checkout(plan, root, store, link_types, progress, anchor, placer)
+    finally:
+        state.record(placer.written)  # what was placed is known, even after a failure
+    if placer.corrupt:
+        raise _corrupt_error(placer.corrupt, manifest.name)
     return plan

@@ -6,7 +6,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -73,16 +73,28 @@ def repo(tmp_path: Path, git_env: None) -> Path:
     return root
 
 
+GART = (sys.executable, "-m", "gitartifacts")  # the real command, from this interpreter
+
+
+def run_gart(
+    cwd: Path, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+    python_args: Sequence[str] = (),
+) -> GartResult:
+    """The one way tests run the real `gart` command: in `cwd`, `env` added to os.environ."""
+    done = subprocess.run(
+        [GART[0], *python_args, *GART[1:], *map(str, args)], cwd=cwd,
+        env={**os.environ, **env} if env else None, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    return GartResult(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def gart(repo: Path) -> Callable[..., GartResult]:
     """Run the real `gart` command (python -m gitartifacts) in `cwd` (default: the repo)."""
 
     def run(*args: str | os.PathLike[str], cwd: Path | None = None) -> GartResult:
-        done = subprocess.run(
-            [sys.executable, "-m", "gitartifacts", *map(str, args)],
-            cwd=cwd or repo, capture_output=True, text=True, timeout=120, check=False,
-        )
-        return GartResult(done.returncode, done.stdout, done.stderr)
+        return run_gart(cwd or repo, *args)
 
     return run
 

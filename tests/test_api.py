@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import git, init_git_repo, read_tree
+from conftest import git, init_git_repo, read_tree, run_gart
 
 import gitartifacts
 from gitartifacts import api
@@ -98,8 +98,9 @@ def test_add_status_checkout_diff(
     with pytest.raises(ConflictError):
         r.checkout("raw")
     assert (repo / "data" / "d0" / "f0000.bin").read_bytes() == b"changed"
-    r.checkout("raw", force=True)
-    assert read_tree(repo / "data") == original
+    r.checkout("raw", force=True)  # new.bin is not the artifact's: --force leaves it alone
+    assert read_tree(repo / "data") == dict(original, **{"new.bin": b"new"})
+    (repo / "data" / "new.bin").unlink()
     assert r.status()[0].state == "clean"
 
 
@@ -278,8 +279,6 @@ def test_user_errors_are_gart_errors_with_hints(repo: Path) -> None:
 def test_long_lived_repo_sees_objects_packed_by_another_process(
         repo: Path, tmp_path: Path) -> None:
     """The documented API flow keeps one Repo open while `gart add` runs beside it."""
-    import subprocess
-    import sys
 
     storage = tmp_path / "storage"
     api_repo = Repo(repo)
@@ -290,9 +289,8 @@ def test_long_lived_repo_sees_objects_packed_by_another_process(
     assert api_repo.status(["first"])[0].state == "clean"  # the packed set is now loaded
     (repo / "second").mkdir()
     (repo / "second" / "b.txt").write_text("b")
-    done = subprocess.run([sys.executable, "-m", "gitartifacts", "add", "second"], cwd=repo,
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    done = run_gart(repo, "add", "second")
+    assert done.rc == 0, done.err
     assert api_repo.status(["second"])[0].state == "clean"
     api_repo.push(["second"], publish=False)  # "missing from the local cache" before the fix
     assert Repo(repo).remote_store().missing({api_repo.load_manifest("second").entries[0].oid}) \

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GartResult, build_dataset, git, init_git_repo, read_tree
+from conftest import GartResult, build_dataset, git, init_git_repo, read_tree, run_gart
 from s3_server import S3Bucket
 
 TESTS = Path(__file__).resolve().parent
@@ -32,13 +32,8 @@ class Project:
 
     def gart(self, *args: str | os.PathLike[str], cwd: Path | None = None) -> GartResult:
         """Run the real `gart` (faulty:// is registered through sitecustomize on PYTHONPATH)."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "faultsite"), env.get("PYTHONPATH", "")])
-        done = subprocess.run(
-            [sys.executable, "-m", "gitartifacts", *map(str, args)], cwd=cwd or self.work,
-            env=env, capture_output=True, text=True, timeout=120, check=False,
-        )
-        return GartResult(done.returncode, done.stdout, done.stderr)
+        path = os.pathsep.join([str(TESTS / "faultsite"), os.environ.get("PYTHONPATH", "")])
+        return run_gart(cwd or self.work, *args, env={"PYTHONPATH": path})
 
     def ok(self, *args: str | os.PathLike[str], cwd: Path | None = None) -> GartResult:
         result = self.gart(*args, cwd=cwd)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import (
+    GART,
     GartResult,
     World,
     build_published_world,
@@ -27,6 +28,7 @@ from conftest import (
     init_git_repo,
     isolate_git,
     read_tree,
+    run_gart,
 )
 
 from gitartifacts import runrecord
@@ -34,15 +36,6 @@ from gitartifacts.api import Repo
 
 Gart = Callable[..., GartResult]
 PY = sys.executable
-
-
-def gart_in(cwd: Path, *args: str | os.PathLike[str]) -> GartResult:
-    """The real `gart` command in `cwd`, like the conftest `gart` fixture but usable anywhere."""
-    done = subprocess.run(
-        [PY, "-m", "gitartifacts", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
-    )
-    return GartResult(done.returncode, done.stdout, done.stderr)
 
 
 def records(root: Path) -> list[dict[str, Any]]:
@@ -126,7 +119,7 @@ def test_run_resolves_and_pulls_inputs_then_adds_the_outputs(
     git(root, "commit", "-q", "-m", "train script")
     head = git(root, "rev-parse", "HEAD").strip()
 
-    done = gart_in(root, *TRAIN_ARGS)
+    done = run_gart(root, *TRAIN_ARGS)
 
     assert done.rc == 0, done.err
     assert done.out == CMD_OUT  # the command's stdout, byte for byte, and nothing else
@@ -254,7 +247,7 @@ def test_a_command_killed_by_a_signal_exits_as_a_shell_would(
 def start_long_run(root: Path, script: str) -> subprocess.Popen[str]:
     """`gart run` of a Python command that prints 'started' and then waits, in its own session."""
     proc = subprocess.Popen(
-        [PY, "-m", "gitartifacts", "run", "--name", "long", "--", PY, "-c", script],
+        [*GART, "run", "--name", "long", "--", PY, "-c", script],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
@@ -449,36 +442,36 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         (root / "eval.py").write_text(EVAL)
         git(root, "add", "train.py", "eval.py")
         git(root, "commit", "-q", "-m", "scripts")
-        train = gart_in(root, *TRAIN_ARGS)
+        train = run_gart(root, *TRAIN_ARGS)
         assert train.rc == 0, train.err
         train_rec = only_record(root)
         git(root, "commit", "-q", "-m", "train run")
-        assert gart_in(root, "push").rc == 0
+        assert run_gart(root, "push").rc == 0
         while runrecord.utc_now() <= train_rec["started"]:  # so "newest first" is unambiguous
             time.sleep(0.05)
-        done = gart_in(root, "run", "--job-type", "eval", "--name", "e", "-i", "model@v0",
+        done = run_gart(root, "run", "--job-type", "eval", "--name", "e", "-i", "model@v0",
                        "-o", "report=report/", "--", PY, "eval.py")
         assert done.rc == 0, done.err
         eval_id = next(r["id"] for r in records(root) if r["id"] != train_rec["id"])
         git(root, "commit", "-q", "-m", "eval run")
-        assert gart_in(root, "push").rc == 0
+        assert run_gart(root, "push").rc == 0
         yield History(world, train_rec["id"], eval_id)
 
 
 def test_runs_lists_newest_first_and_filters(history: History) -> None:
     root = history.root
-    plain = gart_in(root, "runs")
+    plain = run_gart(root, "runs")
     assert plain.rc == 0 and plain.err == ""
     lines = plain.out.splitlines()
     assert [line.split()[0] for line in lines] == [history.eval, history.train]
     assert "raw@v0" in lines[1] and "model" in lines[1] and "[train]" in lines[1]
 
-    as_json = json.loads(gart_in(root, "runs", "--json").out)
+    as_json = json.loads(run_gart(root, "runs", "--json").out)
     assert [r["id"] for r in as_json] == [history.eval, history.train]
     assert as_json[1] == only_matching(root, history.train)  # the whole record
 
     def ids(*args: str) -> list[str]:
-        done = gart_in(root, "runs", "--json", *args)
+        done = run_gart(root, "runs", "--json", *args)
         assert done.rc == 0, done.err
         return [r["id"] for r in json.loads(done.out)]
 
@@ -496,7 +489,7 @@ def only_matching(root: Path, run_id: str) -> dict[str, Any]:
 
 
 def lineage_json(root: Path, *args: str) -> tuple[set[str], set[tuple[str, str, str]]]:
-    done = gart_in(root, "lineage", *args, "--format", "json")
+    done = run_gart(root, "lineage", *args, "--format", "json")
     assert done.rc == 0, done.err
     data = json.loads(done.out)
     nodes = {n["id"] for n in data["nodes"]}
@@ -505,7 +498,7 @@ def lineage_json(root: Path, *args: str) -> tuple[set[str], set[tuple[str, str, 
 
 
 def test_lineage_tree_shows_the_producer_and_its_inputs(history: History) -> None:
-    done = gart_in(history.root, "lineage", "model@v0")
+    done = run_gart(history.root, "lineage", "model@v0")
     assert done.rc == 0, done.err
     lines = done.out.splitlines()
     assert lines[0].startswith("model@v0")
@@ -542,7 +535,7 @@ def test_lineage_directions_and_depth(history: History) -> None:
 
 def test_lineage_formats_name_the_known_nodes_and_edges(history: History) -> None:
     t, e = f"run:{history.train}", f"run:{history.eval}"
-    done = gart_in(history.root, "lineage", "model@v0", "--format", "json")
+    done = run_gart(history.root, "lineage", "model@v0", "--format", "json")
     data = json.loads(done.out)
     by_id = {n["id"]: n for n in data["nodes"]}
     assert data["root"] == "artifact:model@v0"
@@ -552,13 +545,13 @@ def test_lineage_formats_name_the_known_nodes_and_edges(history: History) -> Non
     requested = {(x["source"], x["target"]): x["requested"] for x in data["edges"]}
     assert requested[("artifact:raw@v0", t)] == "production"
 
-    dot = gart_in(history.root, "lineage", "model@v0", "--format", "dot").out
+    dot = run_gart(history.root, "lineage", "model@v0", "--format", "dot").out
     assert dot.startswith("digraph")
     for source, target in [("artifact:raw@v0", t), (t, "artifact:model@v0"),
                            ("artifact:model@v0", e), (e, "artifact:report@v0")]:
         assert f'"{source}" -> "{target}"' in dot
 
-    mermaid = gart_in(history.root, "lineage", "model@v0", "--format", "mermaid").out
+    mermaid = run_gart(history.root, "lineage", "model@v0", "--format", "mermaid").out
     assert mermaid.startswith("flowchart")
     short = dict(re.findall(r"%% (n\d+) = (\S+)", mermaid))
     node = {v: k for k, v in short.items()}
@@ -569,7 +562,7 @@ def test_lineage_formats_name_the_known_nodes_and_edges(history: History) -> Non
 
 def test_lineage_html_is_one_self_contained_page(history: History, tmp_path: Path) -> None:
     out = tmp_path / "lineage.html"
-    done = gart_in(history.root, "lineage", "model@v0", "--html", out)
+    done = run_gart(history.root, "lineage", "model@v0", "--html", out)
     assert done.rc == 0, done.err
     assert done.out == ""
     page = out.read_text(encoding="utf-8")
@@ -593,14 +586,14 @@ def test_a_corrupt_run_record_is_named_and_skipped(
     wrong = root / ".gart" / "runs" / "20990101T000000Z-wrong1.yaml"
     wrong.write_text("gart: 1\nid: 20990101T000000Z-wrong1\nstatus: exploded\n")
 
-    runs = gart_in(root, "runs")
+    runs = run_gart(root, "runs")
     assert runs.rc == 0
     no_traceback(runs)
     assert bad.name in runs.err and wrong.name in runs.err
     assert [line.split()[0] for line in runs.out.splitlines()] == [history.eval, history.train]
-    assert json.loads(gart_in(root, "runs", "--json").out)[0]["id"] == history.eval
+    assert json.loads(run_gart(root, "runs", "--json").out)[0]["id"] == history.eval
 
-    tree = gart_in(root, "lineage", "model@v0")
+    tree = run_gart(root, "lineage", "model@v0")
     assert tree.rc == 0
     no_traceback(tree)
     assert bad.name in tree.err and wrong.name in tree.err
@@ -640,7 +633,7 @@ def test_speed_with_ten_thousand_run_records(
                 for index in (root / ".gart" / "tmp").glob("runs-index*"):
                     index.unlink()
             start = time.perf_counter()
-            done = gart_in(root, *args)
+            done = run_gart(root, *args)
             elapsed = time.perf_counter() - start
             assert done.rc == 0, done.err
             outputs[label] = done.out

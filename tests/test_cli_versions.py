@@ -8,14 +8,13 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import GartResult, build_dataset, git, read_tree
+from conftest import GART, GartResult, build_dataset, git, read_tree, run_gart
 
 from gitartifacts.aliases import parse_message
 from gitartifacts.api import Repo
@@ -32,20 +31,9 @@ class Project(NamedTuple):
     tmp: Path
 
 
-def run(cwd: Path, *args: str | os.PathLike[str], env: dict[str, str] | None = None
-        ) -> GartResult:
-    """The real `gart` command in `cwd` (optionally with extra environment variables)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "gitartifacts", *map(str, args)], cwd=cwd,
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
-        check=False,
-    )
-    return GartResult(done.returncode, done.stdout, done.stderr)
-
-
 def start(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gitartifacts", *args], cwd=cwd, env={**os.environ, **env},
+        [*GART, *args], cwd=cwd, env={**os.environ, **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -426,7 +414,7 @@ def test_concurrent_publishers_get_distinct_versions(project: Project) -> None:
     assert len(set(digests.values())) == 6
     # Both writers uploaded into the same gart remote at once: every version's bytes are there.
     fresh = clone(project, "fresh", "--no-tags")
-    fetched = run(fresh, "fetch", *[f"raw@v{n}" for n in range(6)], "--json")
+    fetched = run_gart(fresh, "fetch", *[f"raw@v{n}" for n in range(6)], "--json")
     assert fetched.rc == 0, fetched.err
     assert json.loads(fetched.out)["downloaded"] == 6 * 4
 
@@ -469,14 +457,14 @@ def test_shallow_ci_clone_pulls_alias_and_follows_its_moves(project: Project,
                                                             published: Published) -> None:
     ci = clone(project, "ci", "--depth", "1", "--no-tags")
     assert tags_on(ci) == {}
-    pulled = run(ci, "pull", "raw@production")
+    pulled = run_gart(ci, "pull", "raw@production")
     assert pulled.rc == 0, pulled.err
     assert read_tree(ci / "data") == published.data[1]
     assert git(ci, "rev-parse", "--is-shallow-repository").strip() == "true"
     assert git(ci, "rev-list", "--count", "HEAD").strip() == "1"
 
-    assert run(project.root, "alias", "raw@v0", "production").rc == 0  # someone moves it
-    pulled = run(ci, "pull", "raw@production")
+    assert run_gart(project.root, "alias", "raw@v0", "production").rc == 0  # someone moves it
+    pulled = run_gart(ci, "pull", "raw@production")
     assert pulled.rc == 0, pulled.err
     assert read_tree(ci / "data") == published.data[0]
     assert commit_of(ci, "raw@production") == published.commits[0]
@@ -489,19 +477,19 @@ def test_repo_option_reads_another_repository_without_a_clone(project: Project,
     outside.mkdir()
     env = {"GART_HOME": str(project.tmp / "gart-home")}
     url = project.origin.as_uri()
-    pulled = run(outside, "pull", "raw@production", "--repo", url, "--to", "out", env=env)
+    pulled = run_gart(outside, "pull", "raw@production", "--repo", url, "--to", "out", env=env)
     assert pulled.rc == 0, pulled.err
     assert read_tree(outside / "out") == published.data[1]
     assert not (outside / ".git").exists()
 
-    listed = run(outside, "versions", NAME, "--repo", project.origin, "--json", env=env)
+    listed = run_gart(outside, "versions", NAME, "--repo", project.origin, "--json", env=env)
     assert listed.rc == 0, listed.err
     rows = json.loads(listed.out)
     assert [(r["version"], r["aliases"]) for r in rows] == [
         ("v2", ["latest"]), ("v1", ["production"]), ("v0", [])]
     assert [r["commit"] for r in rows] == published.commits[::-1]
 
-    unknown = run(outside, "pull", "raw@staging", "--repo", url, "--to", "x", env=env)
+    unknown = run_gart(outside, "pull", "raw@staging", "--repo", url, "--to", "x", env=env)
     assert unknown.rc == 1 and len(errors_of(unknown)) == 1, unknown.err
     assert "known: v0, v1, v2, latest, production" in unknown.err
 
@@ -532,7 +520,7 @@ def test_versions_with_2000_tags(project: Project, capsys: pytest.CaptureFixture
                         ("versions --offline", ["versions", NAME, "--offline"]),
                         ("show @production", ["show", "raw@production", "--json"])):
         t0 = time.perf_counter()
-        result = run(root, *args)
+        result = run_gart(root, *args)
         timings[label] = time.perf_counter() - t0
         assert result.rc == 0, result.err
         if label == "versions":

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import conftest
 import pytest
 
 from gitartifacts.errors import (
@@ -32,9 +33,7 @@ MANIFEST = ".gart/artifacts/team/raw-images.yaml"
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
+    return conftest.git(cwd, *args).strip()
 
 
 def commit(repo: Path, files: dict[str, str], message: str) -> str:
@@ -55,14 +54,7 @@ def clone(origin: Path, dest: Path, *extra: str) -> GitRepo:
 @pytest.fixture(autouse=True)
 def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the user's global git config out and give every commit a known identity."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for kind in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{kind}_NAME", "Ada Lovelace")
-        monkeypatch.setenv(f"GIT_{kind}_EMAIL", "ada@example.com")
+    conftest.isolate_git(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture
@@ -201,7 +193,7 @@ def test_user_prefers_git_env_then_repo_config(
     work: tuple[GitRepo, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo, _ = work
-    assert repo.user() == "Ada Lovelace <ada@example.com>"
+    assert repo.user() == "Test User <test@example.com>"
     for var in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"):
         monkeypatch.delenv(var)
     git(repo.root, "config", "user.name", "Grace Hopper")
@@ -249,7 +241,7 @@ def test_list_tags_reports_messages_taggers_and_peeled_commits(
     assert v0.commit == first
     assert v0.ref_sha == git(repo.root, "rev-parse", "refs/tags/team/raw-images@v0")
     assert v0.ref_sha != first  # annotated: the ref holds the tag object
-    assert v0.tagger == "Ada Lovelace <ada@example.com>"
+    assert v0.tagger == "Test User <test@example.com>"
     assert v0.time == int(
         git(
             repo.root, "for-each-ref", "--format=%(taggerdate:unix)", "refs/tags/team/raw-images@v0"
@@ -322,7 +314,7 @@ def test_create_tag_writes_an_annotated_tag_git_understands(
         "digest: sha256:aa"
     )
     assert git(repo.root, "tag", "-l", "--format=%(taggername) %(taggeremail)", "team/*") == (
-        "Ada Lovelace <ada@example.com>"
+        "Test User <test@example.com>"
     )
     git(repo.root, "fsck", "--strict")
     info = repo.list_tags()["team/raw-images@v0"]

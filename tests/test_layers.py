@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_gart
 
 import gitartifacts
 
@@ -18,9 +18,10 @@ ROWS: dict[str, float] = {
     "retry": 0.5,
     "safeyaml": 1,
     "config": 2,
-    "paths": 3, "hashing": 3,
+    "paths": 3, "hashing": 3, "ignore": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
     "mergedriver": 4.5,  # git's merge=gart driver: manifests merged entry by entry
+    "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "gitplumbing": 5,  # hook paths, git config, pushed commit ranges (hooks, merge driver)
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
@@ -117,16 +118,14 @@ def test_the_import_parser_sees_every_form() -> None:
 def test_status_does_not_import_heavy_dependencies(repo: Path) -> None:
     (repo / "data").mkdir()
     (repo / "data" / "f.bin").write_bytes(os.urandom(100))
-    add = subprocess.run([sys.executable, "-m", "gitartifacts", "add", "data"], cwd=repo,
-                         capture_output=True, text=True, check=False, timeout=60)
-    assert add.returncode == 0, add.stderr
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "gitartifacts", "status"],
-                          cwd=repo, capture_output=True, text=True, check=False, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "clean" in done.stdout
+    add = run_gart(repo, "add", "data")
+    assert add.rc == 0, add.err
+    done = run_gart(repo, "status", python_args=["-X", "importtime"])
+    assert done.rc == 0, done.err
+    assert "clean" in done.out
     imported = {
         line.rsplit("|", 1)[1].strip()
-        for line in done.stderr.splitlines() if line.startswith("import time:") and "|" in line
+        for line in done.err.splitlines() if line.startswith("import time:") and "|" in line
     }
     assert "gitartifacts.cli" in imported and "gitartifacts.manifest" in imported
     # The manifest and config parses are cached by content hash: no YAML parser on this path.

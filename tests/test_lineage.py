@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -425,34 +424,24 @@ def test_a_tampered_index_entry_is_reparsed_not_trusted_blindly(tmp_path: Path) 
     assert load_runs(runs_dir, index) == expected
 
 
-def test_ten_thousand_records_load_fast_from_a_warm_index(tmp_path: Path) -> None:
+def test_many_records_load_the_same_from_a_warm_index(tmp_path: Path) -> None:
+    # Behaviour only; the time this takes for 10,000 records: benchmarks/lineage_speed.py.
     runs_dir, index = tmp_path / "runs", tmp_path / "index.json"
     runs_dir.mkdir()
     template = write_run(tmp_path / "t", known_runs()[1]).read_text()
     old_id = known_runs()[1].id
-    for i in range(10_000):
+    for i in range(1_000):
         run_id = f"2026{i:08d}T000000Z-{i:06x}"
         text = template.replace(old_id, run_id).replace(D["model"], dg(f"model{i}"))
         path = runs_dir / f"{run_id}.yaml"
         path.write_text(text)
         os.utime(path, (OLD, OLD))
-    runs, errors = load_runs(runs_dir, index)  # cold: parses every file once
-    assert len(runs) == 10_000 and errors == []
-    best = min(_timed(lambda: load_runs(runs_dir, index)) for _ in range(3))
-    assert best < 0.5, f"warm load of 10k records took {best:.3f}s"
-    sub: list[LineageGraph] = []
-    graph_time = min(
-        _timed(lambda: sub.append(LineageGraph(runs).around("model", dg("model5000"))))
-        for _ in range(3)
-    )
-    assert graph_time < 0.3, f"graph query over 10k runs took {graph_time:.3f}s"
-    assert len(sub[0].nodes) == 4  # the model, its run, and the run's two inputs
-
-
-def _timed(fn: object) -> float:
-    start = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - start
+    cold = load_runs(runs_dir, index)  # parses every file once and writes the index
+    runs, errors = cold
+    assert len(runs) == 1_000 and errors == [] and index.exists()
+    assert load_runs(runs_dir, index) == cold  # warm: from the index
+    sub = LineageGraph(runs).around("model", dg("model500"))
+    assert len(sub.nodes) == 4  # the model, its run, and the run's two inputs
 
 
 # ---------------------------------------------------------------------------------------------

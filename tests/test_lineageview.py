@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,8 @@ from gitartifacts.lineage import LineageGraph
 from gitartifacts.lineageview import to_dot, to_html, to_json, to_mermaid, to_tree
 from gitartifacts.runrecord import ArtifactRef
 
-CHROMIUM = "/usr/bin/chromium"
+# GART_TEST_CHROMIUM points the browser tests at another Chromium build.
+CHROMIUM = os.environ.get("GART_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -204,6 +208,19 @@ def test_html_is_self_contained_and_deterministic(graph: LineageGraph) -> None:
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
 
 
+def test_html_inlines_the_shipped_template_files(graph: LineageGraph) -> None:
+    # page.html/.css/.js are package data (editors and linters see real files); the page that
+    # comes out still carries all of them inline, and the CSP allows exactly the inlined script.
+    folder = resources.files("gitartifacts") / "lineage_page"
+    css, js = ((folder / name).read_text(encoding="utf-8") for name in ("page.css", "page.js"))
+    assert "@@" not in css + js and "</style" not in css and "</script" not in js.lower()
+    page = to_html(graph, "lineage")
+    assert f"<style>{css}</style>" in page and f"<script>{js}</script>" in page
+    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page
+    assert "@@" not in page  # every placeholder filled
+
+
 def test_html_data_cannot_break_out_of_its_script_tag() -> None:
     run = replace(known_runs()[0], name="</script><script>alert(1)</script><!--")
     page = to_html(LineageGraph([run]), "x")
@@ -221,7 +238,7 @@ def browser() -> Iterator[Any]:
     # CI installs Debian's chromium and the playwright package; without them this must fail,
     # never skip, so a missing browser cannot turn the page's tests green.
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium, or set GART_TEST_CHROMIUM")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -19,7 +19,8 @@ from s3_server import HttpFault, Request, S3Bucket
 from gitartifacts import transfer
 from gitartifacts.config import RemoteConfig
 from gitartifacts.errors import CorruptObjectError
-from gitartifacts.objects import TEMP_PREFIX, ObjectStore, loose_key
+from gitartifacts.fsutil import TEMP_PREFIX
+from gitartifacts.objects import ObjectStore, loose_key
 from gitartifacts.remote import open_store
 
 SMALL = 40  # small objects: packed on both sides
