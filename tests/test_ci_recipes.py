@@ -154,8 +154,8 @@ class Runner:
     def clone(self, branch: str | None = None) -> Path:
         self.jobs += 1
         dest = self.tmp / f"job{self.jobs}"
-        args = ["clone", "-q", "--depth", "1", "--no-tags", *(["--branch", branch] if branch else []),
-                f"{self.url}/project.git", str(dest)]
+        args = ["clone", "-q", "--depth", "1", "--no-tags",
+                *(["--branch", branch] if branch else []), f"{self.url}/project.git", str(dest)]
         git(self.tmp, *args)
         assert "@" not in git(dest, "tag")  # as actions/checkout and GIT_DEPTH: no gart tags
         return dest
