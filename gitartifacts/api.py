@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from gitartifacts.foreign import ForeignRepo
+from gitartifacts.gates import Gates
 from gitartifacts.ignore import IGNORE_FILE
 from gitartifacts.repocore import GART_GITIGNORE, RepoCore
-from gitartifacts.sync import PushResult, Sync
+from gitartifacts.sync import PushResult
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
 
 __all__ = [
@@ -14,9 +15,10 @@ __all__ = [
 ]
 
 
-class Repo(Sync):
+class Repo(Gates):
     """A git repository with gart initialised in it.
 
     Its methods come from the rooms: `repocore` (config, git, cache, manifests, resolve),
     `tracking` (add, save, status, checkout, diff), `remoteconfig` (remote_*),
-    `versioning` (versions, aliases) and `sync` (push, fetch, pull, fsck)."""
+    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck) and `gates`
+    (status_gate, push_plan, verify, resolve_conflict)."""

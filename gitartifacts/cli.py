@@ -200,18 +200,25 @@ def human_size(size: int) -> str:
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="File-by-file detail as JSON.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 unless every artifact is clean, cached and pushed (a CI gate).")
 @pass_state
-def status(state: State, names: tuple[str, ...], as_json: bool) -> None:
+def status(state: State, names: tuple[str, ...], as_json: bool, exit_code: bool) -> None:
     """Compare each artifact's files with its manifest and the cache.
 
-    Exit code 0 whatever the state; use --json for scripts.
+    Exit code 0 whatever the state, unless --exit-code: then 1 when anything is modified,
+    not checked out, missing from the cache or not pushed to the default remote.
 
     \b
     Examples:
       gart status
       gart status raw-images --json
+      gart status --exit-code          # CI: fail on anything unsaved or unpushed
     """
     repo = open_repo()
+    if exit_code:
+        _status_gate(repo, list(names) or None, as_json)
+        return
     results = repo.status(list(names) or None)
     warn_tracked_private(repo)
     if as_json:
@@ -241,21 +248,32 @@ def status(state: State, names: tuple[str, ...], as_json: bool) -> None:
 @click.argument("spec")
 @click.option("-f", "--force", is_flag=True, help="Overwrite or delete changed files.")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Check out into DIR instead.")
+@click.option("--ours", "side", flag_value="ours",
+              help="After a merge conflict: keep our side of every conflicting path.")
+@click.option("--theirs", "side", flag_value="theirs",
+              help="After a merge conflict: keep their side of every conflicting path.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_state
-def checkout(state: State, spec: str, force: bool, to: str | None, as_json: bool) -> None:
+def checkout(state: State, spec: str, force: bool, to: str | None, side: str | None,
+             as_json: bool) -> None:
     """Restore an artifact's files exactly as its manifest says, from the cache.
 
     Files you changed are never overwritten or deleted without --force; the conflicts are
-    listed and the exit code is 1.
+    listed and the exit code is 1. After a merge left NAME's manifest conflicted,
+    --ours/--theirs resolve every conflicting path to one side (changes the merge combined
+    are kept), write and stage the manifest, and check the files out.
 
     \b
     Examples:
       gart checkout raw-images
       gart checkout raw-images@HEAD~1 --force
       gart checkout raw-images --to /tmp/raw
+      gart checkout --theirs raw-images      # after `git merge` reported a conflict
     """
     repo = open_repo()
+    if side is not None:
+        _resolve_side(state, repo, spec, side, force, to, as_json)
+        return
     with state.bar(None, "checkout") as bar:
         plan = repo.checkout(spec, force=force, to=to, progress=bar)
     if as_json:
@@ -484,10 +502,12 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(1, 256),
 @click.option("-a", "--alias", "aliases", multiple=True, help="Also set this alias (repeatable).")
 @click.option("--no-publish", is_flag=True, help="Upload blobs only; create no version tags.")
 @click.option("-f", "--force", is_flag=True, help="Allow moving protected aliases.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be sent; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent as JSON.")
 @pass_state
 def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: int | None,
-         aliases: tuple[str, ...], no_publish: bool, force: bool, as_json: bool) -> None:
+         aliases: tuple[str, ...], no_publish: bool, force: bool, dry_run: bool,
+         as_json: bool) -> None:
     """Upload the objects your artifacts need, then publish committed manifests as versions.
 
     Blobs go first; only once the remote has them is `NAME@vN` tagged on the commit and
@@ -499,8 +519,12 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
       git commit -m "raw images" && gart push
       gart push raw-images --alias best
       gart push -r backup -j 16 --no-publish
+      gart push --dry-run              # what would be uploaded and published
     """
     repo = open_repo()
+    if dry_run:
+        _push_dry_run(repo, list(names) or None, remote_name, as_json)
+        return
     with state.bar(None, "push", unit="B", scale=True) as bar:
         result = repo.push(list(names) or None, remote=remote_name, jobs=jobs, progress=bar,
                            publish=not no_publish, aliases=aliases, force=force)
@@ -936,6 +960,169 @@ def runs(job_type: str | None, artifact: str | None, limit: int | None, as_json:
         outs = ", ".join(o.name for o in r.outputs)
         click.echo(f"{r.id}  {r.name:<16} [{r.job_type}] {r.status:<8} {r.started}  "
                    f"in: {ins or '-'}  out: {outs or '-'}")
+
+
+# -- CI gates and git integration: status --exit-code, push --dry-run, verify, hooks, merges --
+
+
+def _status_gate(repo: Any, names: list[str] | None, as_json: bool) -> None:
+    rows = repo.status_gate(names)
+    warn_tracked_private(repo)
+    if as_json:
+        emit_json([
+            {"name": r.status.name, "path": r.status.path, "state": r.status.state,
+             "added": r.status.comparison.added, "changed": r.status.comparison.changed,
+             "removed": r.status.comparison.removed,
+             "unchanged": r.status.comparison.unchanged,
+             "missing_from_cache": r.status.missing_from_cache, "pushed": r.pushed}
+            for r in rows
+        ])
+    else:
+        width = max((len(r.status.name) for r in rows), default=0)
+        for r in rows:
+            pushed = {True: "pushed", False: "not pushed", None: "no remote"}[r.pushed]
+            click.echo(f"{r.status.name:<{width}}  {r.status.state}  {pushed}  {r.status.path}")
+    failing = [r.status.name for r in rows if r.failing]
+    if failing:
+        click.echo(f"gart: {len(failing)} artifact(s) not clean and pushed: "
+                   f"{', '.join(failing)}", err=True)
+        sys.exit(1)
+
+
+def _push_dry_run(repo: Any, names: list[str] | None, remote_name: str | None,
+                  as_json: bool) -> None:
+    plan = repo.push_plan(names, remote_name)
+    if as_json:
+        emit_json({"remote": plan.remote, "dry_run": True, "objects": len(plan.send),
+                   "bytes": plan.bytes, "already_present": plan.present,
+                   "send": [{"name": n, "path": e.path, "sha256": e.oid, "size": e.size}
+                            for n, e in plan.send],
+                   "not_cached": plan.not_cached, "publish": plan.publish,
+                   "unpublished": plan.unpublished})
+        return
+    for name, entry in plan.send:
+        click.echo(f"send     {name}:{entry.path}  {human_size(entry.size)}")
+    for item in plan.not_cached:
+        click.echo(f"missing  {item}  (not in the local cache: push would fail)")
+    for item in plan.publish:
+        what = "publish new version" if item["new"] else f"already {item['version']}"
+        click.echo(f"tag      {item['name']}: {what}")
+    for name in plan.unpublished:
+        click.echo(f"skip     {name}: working-tree manifest not committed")
+    click.echo(f"would send {len(plan.send)} object(s), {human_size(plan.bytes)} to "
+               f"{plan.remote} ({plan.present} already there)", err=True)
+
+
+def _resolve_side(state: State, repo: Any, spec: str, side: str, force: bool, to: str | None,
+                  as_json: bool) -> None:
+    if to is not None or "@" in spec or ":" in spec:
+        raise errors.UsageError(f"--{side} takes a bare artifact NAME",
+                                hint=f"gart checkout --{side} NAME")
+    manifest, plan = repo.resolve_conflict(spec, side, force=force)
+    if as_json:
+        emit_json({"name": manifest.name, "side": side, "digest": manifest.digest,
+                   "written": [e.path for e in plan.write] if plan else [],
+                   "deleted": plan.delete if plan else [], "checked_out": plan is not None})
+        return
+    state.say(f"{manifest.name}: conflicts resolved to {side}; manifest written and staged")
+    if plan is None:
+        state.say(f"Some objects are not in the cache: run `gart pull {manifest.name}`")
+    else:
+        state.say(f"{manifest.name}: {len(plan.write)} written, {len(plan.delete)} deleted")
+    state.say("Next: git commit (or git rebase --continue)")
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True)
+@remote_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_state
+def verify(state: State, specs: tuple[str, ...], remote_name: str | None, as_json: bool) -> None:
+    """Check that the remote holds every file of each version; exit 1 if any is missing.
+
+    A CI check that a merged change references only published data. Tags are fetched
+    from origin first, so it works in fresh and shallow clones.
+
+    \b
+    Examples:
+      gart verify raw-images@production
+      gart verify model@latest raw-images@v3 -r backup --json
+    """
+    repo = open_repo()
+    results = [repo.verify(spec, remote_name) for spec in specs]
+    if as_json:
+        emit_json([{"name": r.name, "ref": r.ref, "version": r.version, "digest": r.digest,
+                    "remote": r.remote, "checked": r.checked, "missing": r.missing,
+                    "ok": not r.missing} for r in results])
+    else:
+        for r, spec in zip(results, specs, strict=True):
+            if r.missing:
+                click.echo(f"{spec}: {len(r.missing)} of {r.checked} file(s) missing on "
+                           f"{r.remote}: {', '.join(r.missing)}")
+            else:
+                click.echo(f"{spec}: all {r.checked} file(s) present on {r.remote}")
+    if any(r.missing for r in results):
+        click.echo("hint: push them from a clone that has them (`gart push`)", err=True)
+        sys.exit(1)
+
+
+@cli.command("install-hooks")
+@click.option("--uninstall", is_flag=True, help="Remove gart's hooks and merge driver.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@pass_state
+def install_hooks(state: State, uninstall: bool, as_json: bool) -> None:
+    """Install git hooks (pre-push upload, post-checkout/post-merge checkout) and the
+    manifest merge driver.
+
+    Existing hooks are kept as HOOK.pre-gart and run first; core.hooksPath is respected.
+    post-checkout/post-merge act only with `core.autocheckout: true` in .gart/config.yaml.
+
+    \b
+    Examples:
+      gart install-hooks
+      gart install-hooks --uninstall
+    """
+    from gitartifacts import hooks
+
+    report = hooks.uninstall() if uninstall else hooks.install()
+    if as_json:
+        emit_json({"hooks_dir": report.hooks_dir, "hooks": report.hooks,
+                   "merge_driver": report.merge_driver, "attributes": report.attributes})
+        return
+    for name, what in report.hooks.items():
+        state.say(f"{name}: {what}")
+    state.say(f"merge driver: {report.merge_driver}; {report.attributes}")
+
+
+@cli.command("hook", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def hook_command(name: str, args: tuple[str, ...]) -> None:
+    """Run one installed hook (called by the scripts `gart install-hooks` writes)."""
+    from gitartifacts import hooks
+
+    stdin = sys.stdin.read().splitlines() if name == "pre-push" else []
+    sys.exit(hooks.run_hook(name, list(args), stdin))
+
+
+@cli.command("merge-driver", hidden=True)
+@click.argument("base", type=click.Path(dir_okay=False))
+@click.argument("ours", type=click.Path(dir_okay=False))
+@click.argument("theirs", type=click.Path(dir_okay=False))
+@click.argument("path", default="manifest")
+def merge_driver(base: str, ours: str, theirs: str, path: str) -> None:
+    """git's merge driver for manifests (merge.gart.driver): %O %A %B %P."""
+    from gitartifacts.mergedriver import run_driver
+
+    conflicts = run_driver(base, ours, theirs, path)
+    if conflicts:
+        name = path.removeprefix(".gart/artifacts/").removesuffix(".yaml")
+        click.echo(f"gart: {path}: {len(conflicts)} conflict(s), changed on both sides: "
+                   f"{'; '.join(conflicts)}", err=True)
+        click.echo(f"hint: keep one side with `gart checkout --ours {name}` or `gart checkout "
+                   f"--theirs {name}`, or put the files in place and `gart add PATH --name "
+                   f"{name}`", err=True)
+        sys.exit(1)
 
 
 def _quiet_here(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -79,6 +79,7 @@ class Config:
 
     root: Path
     autostage: bool = True
+    autocheckout: bool = False  # post-checkout/post-merge hooks run `gart checkout`
     cache_dir: Path | None = None
     link_types: list[str] = field(default_factory=lambda: list(DEFAULT_LINK_TYPES))
     pack_threshold: int = DEFAULT_PACK_THRESHOLD
@@ -236,6 +237,7 @@ def _is_str_list(value: Any) -> bool:
 SCHEMA: dict[str, dict[str, Setting]] = {
     "core": {
         "autostage": Setting("true or false", _is_bool),
+        "autocheckout": Setting("true or false", _is_bool),
         "remote": Setting("a remote name ([A-Za-z0-9][A-Za-z0-9._-]*)", _is_remote_name),
         "jobs": Setting(f"an integer from 1 to {MAX_JOBS}", _int_from(1, MAX_JOBS)),
     },
@@ -367,6 +369,7 @@ def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
     core, cache = data.get("core") or {}, data.get("cache") or {}
     config = Config(root=root)
     config.autostage = core.get("autostage", True)
+    config.autocheckout = core.get("autocheckout", False)
     config.jobs = core.get("jobs", DEFAULT_JOBS)
     config.default_remote = core.get("remote")
     committed_dir = (layers[0][1].get("cache") or {}).get("dir")
@@ -392,6 +395,7 @@ def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
         options = {k: v for k, v in body.items() if k != "url"}
         _remember_secrets(options)
         config.remotes[name] = RemoteConfig(name, body["url"], options)
+    apply_env_remotes(config.remotes)
     config.protected_aliases = list((data.get("aliases") or {}).get("protected", []))
     if config.default_remote is not None and config.default_remote not in config.remotes:
         raise ConfigError(
@@ -480,6 +484,53 @@ def env_flag(name: str) -> bool:
 def env_value(name: str) -> str | None:
     """A raw environment value (GART_RUN_ID, ...); None when unset or empty."""
     return os.environ.get(name) or None
+
+
+# -- remote options from the environment: GART_REMOTE_<NAME>_<OPTION> ----------------------
+
+ENV_REMOTE_PREFIX = "GART_REMOTE_"
+
+
+def env_remote_key(name: str) -> str:
+    """The environment prefix of a remote: `GART_REMOTE_` + its name upper-cased, `-`/`.` as `_`."""
+    return ENV_REMOTE_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_"
+
+
+def apply_env_remotes(remotes: dict[str, RemoteConfig]) -> None:
+    """Overlay `GART_REMOTE_<NAME>_<OPTION>=value` on the remotes (`_URL` may define one).
+
+    Values from the environment win over both config files, are never written to a file,
+    and (unless the option is known to be safe) are masked in everything gart prints.
+    `true`/`false` become booleans. A variable belongs to the remote with the longest
+    matching prefix: `GART_REMOTE_A_B_URL` is remote `a_b`'s url when `a_b` is configured."""
+    env = {var: value for var, value in os.environ.items()
+           if var.startswith(ENV_REMOTE_PREFIX) and value}
+    # Remotes the environment alone defines (`GART_REMOTE_CI_URL`): shortest names first, so
+    # `GART_REMOTE_CI_ENDPOINT_URL` is remote ci's endpoint_url, not a remote `ci_endpoint`.
+    for var, value in sorted(env.items(), key=lambda item: (len(item[0]), item[0])):
+        name = var[len(ENV_REMOTE_PREFIX):-len("_URL")].lower()
+        if (var.endswith("_URL") and REMOTE_NAME_RE.fullmatch(name)
+                and not any(var.startswith(env_remote_key(n)) for n in remotes)):
+            remotes[name] = RemoteConfig(name, value, {})
+    for var, value in env.items():
+        owners = [n for n in remotes if var.startswith(env_remote_key(n))]
+        if not owners:
+            continue
+        owner = max(owners, key=len)
+        option = var[len(env_remote_key(owner)):].lower()
+        if option == "url":
+            remotes[owner].url = value
+        elif option:
+            remotes[owner].options[option] = _env_option_value(value)
+            if not is_safe_option(option) and len(value) >= _MIN_SECRET_LENGTH:
+                _known_secrets.add(value)
+
+
+def _env_option_value(value: str) -> Any:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return value
 
 
 def update_config(

@@ -41,6 +41,32 @@ _ENTRY_RE = re.compile(r"([0-9a-f]{64}) (0|[1-9][0-9]{0,15}) ([^\n]+)")
 _ENTRY_LINE_RE = re.compile(r"^" + _ENTRY_RE.pattern + r"$", re.MULTILINE)
 
 
+CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")  # git's, as the merge driver writes them
+_NAME_IN_PATH_RE = re.compile(r"(?:^|/)\.gart/artifacts/(.+)\.yaml")
+
+
+class MergeConflictError(ManifestError):
+    """A manifest still holds the conflict markers of an unfinished merge."""
+
+
+def has_conflict_markers(text: str | bytes) -> bool:
+    """True when `text` has a line starting with git's `<<<<<<< ` conflict marker."""
+    marker = CONFLICT_MARKERS[0] + " "
+    if isinstance(text, bytes):
+        return text.startswith(marker.encode()) or b"\n" + marker.encode() in text
+    return text.startswith(marker) or "\n" + marker in text
+
+
+def _conflict_error(what: str) -> MergeConflictError:
+    found = _NAME_IN_PATH_RE.search(what)
+    name = found.group(1) if found else "NAME"
+    return MergeConflictError(
+        f"{what}: unresolved merge conflict (the same files changed on both sides)",
+        hint=f"keep one side with `gart checkout --ours {name}` or `gart checkout --theirs "
+        f"{name}`, or put the files you want in place and `gart add PATH --name {name}`",
+    )
+
+
 class Entry(NamedTuple):
     """One file of an artifact: its path relative to the artifact root, sha256 and size."""
 
@@ -132,6 +158,8 @@ def loads(text: str | bytes, what: str = "manifest") -> Manifest:
 def _loads(text: str | bytes, what: str) -> Manifest:
     from gitartifacts import safeyaml  # not at import: a cached manifest needs no YAML parser
 
+    if has_conflict_markers(text):
+        raise _conflict_error(what)
     data = safeyaml.load(text, what=what, max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(data, dict):
         raise ManifestError(f"{what}: expected a mapping")

@@ -20,16 +20,20 @@ ROWS: dict[str, float] = {
     "config": 2,
     "paths": 3, "hashing": 3, "ignore": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
+    "mergedriver": 4.5,  # git's merge=gart driver: manifests merged entry by entry
     "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
+    "gitplumbing": 5,  # hook paths, git config, pushed commit ranges (hooks, merge driver)
     "placer": 5.5,  # safe file placement over the store
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "checkout": 6.2,  # plans against the scanned working tree, places with placer
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
     "sync": 6.7,  # push/fetch/pull need the three rooms above
+    "gates": 6.75,  # status --exit-code, push --dry-run, verify, conflict resolution
     "foreign": 6.8,  # another repository's artifacts, no clone
     "api": 7,
+    "hooks": 7.1,  # install-hooks and what each git hook does
     "runs": 7.2,  # row 7: run records are built on the Repo API
     "runner": 7.4, "pipeline": 7.6,  # `gart run` executes; stages repeat runs
     "wandb_api": 7.6,  # the W&B-shaped Python API over runs
