@@ -3,7 +3,7 @@
 "Pushed" is decided without the network: an artifact's working-tree manifest counts as
 pushed when its digest
 
-- was pushed to (or fetched whole from, or verified on) the default remote by this clone,
+- was pushed to (or verified on) the default remote by this clone,
   as recorded in `.gart/tmp/local-…/pushed/<remote id>/<digest>`; or
 - is the digest of a published version (a local `NAME@vN` tag): gart publishes a version
   only after its bytes are on the default remote.
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from gitartifacts import manifest as manifestmod
+from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import ArtifactNotFoundError, UsageError
 from gitartifacts.manifest import Entry, Manifest
-from gitartifacts.sync import PushResult, Sync
+from gitartifacts.sync import Sync
 from gitartifacts.tracking import ArtifactStatus
-from gitartifacts.workspace import CheckoutPlan
 
 
 @dataclass
@@ -68,43 +66,6 @@ class VerifyResult:
 class Gates(Sync):
     """Checks a CI job runs before it trusts the state of a repository."""
 
-    # -- the local record of what reached a remote ---------------------------------------
-
-    def _pushed_dir(self, remote: str | None) -> Path | None:
-        from gitartifacts.remote import remote_id
-
-        try:
-            config = self.remote_config(remote)
-        except UsageError:
-            return None
-        return self.config.tmp_path / "pushed" / remote_id(config)
-
-    def record_pushed(self, remote: str | None, digests: Sequence[str]) -> None:
-        """Note that `remote` holds every object of manifests with these digests."""
-        where = self._pushed_dir(remote)
-        if where is None:
-            return
-        try:
-            where.mkdir(parents=True, exist_ok=True)
-            for digest in digests:
-                (where / digest.removeprefix(manifestmod.DIGEST_PREFIX)).touch()
-        except OSError:
-            pass  # only a record; `gart verify` asks the remote itself
-
-    def known_pushed(self, remote: str | None, name: str, digest: str) -> bool:
-        where = self._pushed_dir(remote)
-        if where is not None and (where / digest.removeprefix(
-                manifestmod.DIGEST_PREFIX)).exists():
-            return True
-        return any(v.digest == digest for v in self.registry.versions(name))
-
-    def push(self, *args: Any, **kwargs: Any) -> PushResult:
-        result = super().push(*args, **kwargs)
-        remote = kwargs.get("remote", args[1] if len(args) > 1 else None)
-        digests = [m.digest for m in result.manifests] + [v.digest for v, _ in result.versions]
-        self.record_pushed(remote, digests)
-        return result
-
     # -- gates ----------------------------------------------------------------------------
 
     def status_gate(self, names: Sequence[str] | None = None) -> list[GateRow]:
@@ -123,16 +84,7 @@ class Gates(Sync):
     def push_plan(self, names: Sequence[str] | None = None,
                   remote: str | None = None) -> PushPlan:
         """What `gart push` would send and publish; nothing is uploaded or tagged."""
-        names = list(names or self.artifact_names())
-        working = [self.load_manifest(n) for n in names]
-        head = self.git.head_commit()
-        committed: dict[str, Manifest] = {}
-        if head is not None:
-            for name in names:
-                data = self.git.read_file(head, self.manifest_relpath(name))
-                if data is not None:
-                    committed[name] = manifestmod.loads(
-                        data, f"HEAD:{self.manifest_relpath(name)}")
+        working, committed, _head = self.push_set(names)
         every = working + [m for m in committed.values() if m not in working]
         owner: dict[str, tuple[str, Entry]] = {}
         for m in every:
@@ -202,13 +154,3 @@ class Gates(Sync):
         if self.cache.missing({e.oid for e in manifest.entries}):
             return manifest, None
         return manifest, self.checkout(manifest, force=force)
-
-    def _existing_manifest(self, name: str) -> Manifest | None:
-        """A conflicted manifest counts as its ours-side when re-added (`gart add`)."""
-        try:
-            return super()._existing_manifest(name)
-        except manifestmod.MergeConflictError:
-            from gitartifacts.mergedriver import OURS, resolve_conflicted
-
-            return resolve_conflicted(self.manifest_path(name).read_bytes(), OURS,
-                                      self.manifest_relpath(name))

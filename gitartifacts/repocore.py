@@ -196,10 +196,17 @@ class RepoCore:
         return rel
 
     def _existing_manifest(self, name: str) -> Manifest | None:
+        """The working-tree manifest, if any; a conflicted one counts as its "ours" side
+        (re-adding is one way out of a merge conflict)."""
         try:
             return self.load_manifest(name)
         except ArtifactNotFoundError:
             return None
+        except manifestmod.MergeConflictError:
+            from gitartifacts.mergedriver import OURS, resolve_conflicted
+
+            return resolve_conflicted(self.manifest_path(name).read_bytes(), OURS,
+                                      self.manifest_relpath(name))
 
     @property
     def runs_dir(self) -> Path:

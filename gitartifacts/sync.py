@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitartifacts import manifest as manifestmod
@@ -59,15 +60,7 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
 
         for alias in aliases:
             validate_alias(alias)
-        names = list(names or self.artifact_names())
-        working = [self.load_manifest(n) for n in names]
-        head = self.git.head_commit()
-        committed: dict[str, Manifest] = {}
-        if head is not None:
-            for name in names:
-                data = self.git.read_file(head, self.manifest_relpath(name))
-                if data is not None:
-                    committed[name] = manifestmod.loads(data, f"HEAD:{self.manifest_relpath(name)}")
+        working, committed, head = self.push_set(names)
         every = working + [m for m in committed.values() if m not in working]
         oids = {e.oid for m in every for e in m.entries}
         store = self.remote_store(remote)
@@ -75,6 +68,7 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         if result.failed:
             raise _transfer_error("push", result.failed, every, store.describe())
         out = PushResult(working, result, store.describe())
+        self.record_pushed(remote, [m.digest for m in every])
         if not publish:
             return out
         out.held_back = self._consumers_lack(remote, committed.values())
@@ -101,6 +95,51 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         out.tags_local_only = self.registry.remote is None
         return out
 
+
+    def push_set(self, names: Sequence[str] | None) -> tuple[
+            list[Manifest], dict[str, Manifest], str | None]:
+        """What a push of `names` (default: all) covers: the working-tree manifests, the
+        ones committed at HEAD (those get published) and HEAD itself."""
+        names = list(names or self.artifact_names())
+        working = [self.load_manifest(n) for n in names]
+        head = self.git.head_commit()
+        committed: dict[str, Manifest] = {}
+        if head is not None:
+            for name in names:
+                data = self.git.read_file(head, self.manifest_relpath(name))
+                if data is not None:
+                    committed[name] = manifestmod.loads(data, f"HEAD:{self.manifest_relpath(name)}")
+        return working, committed, head
+
+    # -- the local record of what reached a remote (see gates: "pushed" without network) --
+
+    def _pushed_dir(self, remote: str | None) -> Path | None:
+        from gitartifacts.remote import remote_id
+
+        try:
+            config = self.remote_config(remote)
+        except UsageError:
+            return None
+        return self.config.tmp_path / "pushed" / remote_id(config)
+
+    def record_pushed(self, remote: str | None, digests: Iterable[str]) -> None:
+        """Note that `remote` holds every object of manifests with these digests."""
+        where = self._pushed_dir(remote)
+        if where is None:
+            return
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            for digest in digests:
+                (where / digest.removeprefix(manifestmod.DIGEST_PREFIX)).touch()
+        except OSError:
+            pass  # only a record; `gart verify` asks the remote itself
+
+    def known_pushed(self, remote: str | None, name: str, digest: str) -> bool:
+        where = self._pushed_dir(remote)
+        if where is not None and (where / digest.removeprefix(
+                manifestmod.DIGEST_PREFIX)).exists():
+            return True
+        return any(v.digest == digest for v in self.registry.versions(name))
 
     def _consumers_lack(self, remote: str | None, manifests: Iterable[Manifest]) -> str | None:
         """Why versions may not be published after pushing to `remote` (None: they may).
