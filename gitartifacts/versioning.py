@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gitartifacts.aliases import Version
-from gitartifacts.errors import ArtifactNotFoundError
-from gitartifacts.paths import validate_name
+from gitartifacts.errors import ArtifactNotFoundError, InvalidNameError
+from gitartifacts.paths import case_clash, validate_name
 from gitartifacts.repocore import RepoCore, _resolve_in
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
@@ -39,9 +39,20 @@ class Versioning(RepoCore):
             Version, str | None]:
         """Point `name@alias` at the version `ref` resolves to; returns (version, previous)."""
         version = self._published(name, ref)
+        self.check_alias_case(name, alias)
         protected = alias in self.config.protected_aliases
         previous = self.registry.set_alias(name, version, alias, protected, force)
         return version, previous
+
+    def check_alias_case(self, name: str, alias: str) -> None:
+        """Refuse an alias that differs from one of the artifact's aliases only in case."""
+        clash = case_clash(alias, self.registry.aliases(name))
+        if clash is not None:
+            raise InvalidNameError(
+                f"alias {alias!r} of {name} differs from its alias {clash!r} only in case",
+                hint=f"use {clash!r}, or a name that differs in more than case "
+                "(case-insensitive filesystems would merge their tags)",
+            )
 
     def delete_alias(self, name: str, alias: str, force: bool = False) -> str:
         protected = alias in self.config.protected_aliases

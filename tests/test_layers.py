@@ -21,6 +21,7 @@ ROWS: dict[str, float] = {
     "paths": 3, "hashing": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
+    "gitmeta": 5.5,  # path-list commits and refs/gart/ records, over gitrepo's git runner
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
@@ -29,7 +30,10 @@ ROWS: dict[str, float] = {
     "api": 7,
     "runs": 7.2,  # row 7: run records are built on the Repo API
     "runner": 7.4, "pipeline": 7.6,  # `gart run` executes; stages repeat runs
-    "wandb_api": 7.6,  # the W&B-shaped Python API over runs
+    "wandb_artifact": 7.3,  # W&B's Artifact of a logged/used version: files, download, edits
+    "wandb_public": 7.45,  # W&B's public Api: artifact(), artifacts(), projects
+    "wandb_run": 7.5,  # W&B's init() and Run: use_artifact records, log_artifact publishes
+    "wandb_api": 7.6,  # the W&B-shaped Python API: one import for all of the above
     "__init__": 7.8,  # row 7, and it may re-export the API (api, run) lazily
     "cli": 8,
     "__main__": 8.5,  # row 8: the `python -m gitartifacts` entry point, necessarily above cli
