@@ -104,6 +104,7 @@ class Artifact:
         self.files: dict[str, Path] = {}  # artifact path -> local file
         self.excludes: list[str] = []
         self._staging: Path | None = None  # new_file()'s directory
+        self.logged: Any = None  # the published version, once run.log_artifact stored it
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
         path = Path(local_path)
@@ -117,6 +118,19 @@ class Artifact:
             raise InvalidPathError(f"{root} is not a directory")
         for rel, wf in scan(root).items():
             self._put(f"{name.strip('/')}/{rel}" if name else rel, Path(wf.abspath))
+
+    @property
+    def version(self) -> str | None:
+        """'v3' once logged (W&B reads it from the artifact it logged), else None."""
+        return self.logged.version if self.logged is not None else None
+
+    def wait(self, timeout: int | None = None) -> Any:
+        """W&B waits for the upload; `log_artifact` here has already published: the version."""
+        del timeout
+        if self.logged is None:
+            raise UsageError(f"artifact {self.name!r} has not been logged",
+                             hint="log it first: run.log_artifact(artifact)")
+        return self.logged
 
     @contextlib.contextmanager
     def new_file(
