@@ -769,6 +769,7 @@ def show(spec: str, as_json: bool) -> None:
     }
     if resolved is not None and resolved.version is not None:
         data.update(version_row(resolved.version))
+        repo.sync_meta(manifest.name)
         edits = repo.version_meta(resolved.version)  # description/metadata edited later
         if edits.description is not None:
             data["description"] = edits.description

@@ -28,7 +28,7 @@ class Located:
     url: str | None  # None: this repository
 
 
-_DEFAULT: list[str | None] = [None]  # the project the last init() named, for Api()
+_DEFAULT: dict[str, str] = {}  # repository root -> the project init() named there, for Api()
 
 
 def own_project(entity: str | None, project: str | None) -> str | None:
@@ -38,10 +38,12 @@ def own_project(entity: str | None, project: str | None) -> str | None:
     return project if entity is None or "/" in project else f"{entity}/{project}"
 
 
-def set_default_project(entity: str | None, project: str | None) -> None:
-    """Remember the project init() named, so a later `Api()` resolves its paths locally."""
-    if project is not None:
-        _DEFAULT[0] = own_project(entity, project)
+def set_default_project(repo: Repo, entity: str | None, project: str | None) -> None:
+    """Remember the project init() named for this repository, so a later `Api()` in this
+    process resolves its paths locally."""
+    named = own_project(entity, project)
+    if named is not None:
+        _DEFAULT[str(repo.root)] = named
 
 
 def locate(repo: Repo, path: str, own: str | None = None) -> Located:
@@ -56,11 +58,11 @@ def locate(repo: Repo, path: str, own: str | None = None) -> Located:
         if len(parts) <= width:
             continue
         project, rest = "/".join(parts[:width]), "/".join(parts[width:])
-        if project == own or (width == 1 and project == own_short):
-            return Located(rest, project, None)
-        if project in projects:
+        if project in projects:  # the committed mapping first, then the run's own project
             url = projects[project]
             return Located(rest, project, None if url == "." else _absolute(repo, url))
+        if project == own or (width == 1 and project == own_short):
+            return Located(rest, project, None)
     name = parse_spec(path).name
     if name in repo.artifact_names() or repo.registry.tags(name) or len(parts) != 3:
         return Located(path, None, None)
@@ -154,7 +156,7 @@ class Api:
 
     @property
     def _own(self) -> str | None:
-        return own_project(self.entity, self.project) or _DEFAULT[0]
+        return own_project(self.entity, self.project) or _DEFAULT.get(str(self.repo.root))
 
     def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
         """One version: `[entity/project/]name[:version|alias]` (bare name: latest)."""

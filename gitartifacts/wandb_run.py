@@ -235,8 +235,9 @@ def init(
     have no effect."""
     del ignored
     global _CURRENT
-    set_default_project(entity, project)
-    _CURRENT = Run(Repo(path), job_type=job_type or "run", name=name, project=project,
+    repo = Repo(path)
+    set_default_project(repo, entity, project)
+    _CURRENT = Run(repo, job_type=job_type or "run", name=name, project=project,
                    entity=entity, config=config)
     return _CURRENT
 
