@@ -41,6 +41,7 @@ def plan_checkout(
     current: dict[str, tuple[str, int]],
     recoverable: Callable[[set[str]], set[str]],
     force: bool,
+    exact: bool = False,
 ) -> CheckoutPlan:
     """Decide per path.
 
@@ -48,7 +49,9 @@ def plan_checkout(
     recoverable (in the cache, or wherever `recoverable` looks) or with `force`. A file the
     manifest does not list is deleted only if its bytes are recoverable: it is then a file
     of another version of the artifact and nothing is lost. Any other file is not the
-    artifact's: it is left alone, even with `force`, and never called a conflict.
+    artifact's: it is left alone, even with `force`, and never called a conflict — unless
+    the caller asked for `exact` (W&B's `Artifact.checkout`: root holds the artifact, nothing
+    else), which deletes every file the manifest does not list.
     """
     plan = CheckoutPlan()
     wanted = manifest.by_path()
@@ -65,7 +68,7 @@ def plan_checkout(
     extras = {path: oid for path, (oid, _size) in current.items() if path not in wanted}
     asked = set(extras.values()) | (set() if force else set(at_risk.values()))
     safe = recoverable(asked) if asked else set()
-    plan.delete = sorted(path for path, oid in extras.items() if oid in safe)
+    plan.delete = sorted(path for path, oid in extras.items() if exact or oid in safe)
     if not force:
         plan.conflicts = sorted(p for p, oid in at_risk.items() if oid not in safe)
     return plan
@@ -192,6 +195,7 @@ def checkout(
     allowed_link_roots: Sequence[Path] = (),
     anchor: Path | None = None,
     recoverable_elsewhere: Callable[[set[str]], set[str]] | None = None,
+    exact: bool = False,
 ) -> CheckoutPlan:
     """Make `root` match the manifest from the store; refuses to lose unrecoverable edits.
 
@@ -221,7 +225,7 @@ def checkout(
                 pass  # cannot tell: treat as unrecoverable, the safe answer
         return safe
 
-    plan = plan_checkout(manifest, current, recoverable, force)
+    plan = plan_checkout(manifest, current, recoverable, force, exact)
     plan.temps = temps
     if dry_run:
         return plan

@@ -793,13 +793,20 @@ def show(spec: str, as_json: bool) -> None:
     }
     if resolved is not None and resolved.version is not None:
         data.update(version_row(resolved.version))
+        repo.sync_meta(manifest.name)
+        edits = repo.version_meta(resolved.version)  # description/metadata edited later
+        if edits.description is not None:
+            data["description"] = edits.description
+        if edits.metadata is not None:
+            data["metadata"] = edits.metadata
+        data["deleted"] = edits.deleted
     else:
         data["version"] = None
     if as_json:
         emit_json(data)
         return
-    for key in ("name", "version", "aliases", "type", "description", "path", "digest", "size",
-                "files", "metadata", "author", "date", "commit"):
+    for key in ("name", "version", "deleted", "aliases", "type", "description", "path", "digest",
+                "size", "files", "metadata", "author", "date", "commit"):
         if key in data and data[key] not in (None, "", {}, []):
             value = data[key]
             if key == "size":

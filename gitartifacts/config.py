@@ -87,6 +87,7 @@ class Config:
     remotes: dict[str, RemoteConfig] = field(default_factory=dict)
     protected_aliases: list[str] = field(default_factory=list)
     jobs: int = DEFAULT_JOBS
+    projects: dict[str, str] = field(default_factory=dict)  # W&B "entity/project" -> git URL
 
     @property
     def gart_dir(self) -> Path:
@@ -250,7 +251,9 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     },
     "aliases": {"protected": Setting("a list of alias names", _is_str_list)},
 }
-TOP_LEVEL_KEYS = ("gart", *SCHEMA, "remotes")
+TOP_LEVEL_KEYS = ("gart", *SCHEMA, "remotes", "projects")
+# W&B's `entity/project` (or a bare `project`), each part W&B's name rule.
+PROJECT_RE = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}/)?[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 def check_layer(data: dict[str, Any], source: str, committed: bool) -> None:
@@ -276,6 +279,23 @@ def check_layer(data: dict[str, Any], source: str, committed: bool) -> None:
                     )
     for name, body in _mapping(data.get("remotes"), source, "remotes").items():
         _check_remote(source, name, body, committed)
+    for project, url in _mapping(data.get("projects"), source, "projects").items():
+        _check_project(source, project, url)
+
+
+def _check_project(source: str, project: Any, url: Any) -> None:
+    """`projects: {team/vision: git@host:team/vision.git}`; `.` names this repository."""
+    where = f"projects.{project}"
+    if not isinstance(project, str) or not PROJECT_RE.fullmatch(project):
+        raise ConfigError(f"{source}: {where} is not a W&B project path; expected "
+                          "ENTITY/PROJECT or PROJECT", hint="rename the key, e.g. team/vision")
+    if not _is_path(url):
+        raise ConfigError(f"{source}: {where} must be a git URL, a path, or '.' for this "
+                          "repository", hint=f"e.g. `projects: {{{project}: "
+                          "git@github.com:team/vision.git}`")
+    if url_has_credentials(url):
+        raise ConfigError(f"{source}: {where} contains credentials",
+                          hint="use git's credential helper or SSH keys instead")
 
 
 def _check_remote(source: str, name: Any, body: Any, committed: bool) -> None:
@@ -397,6 +417,7 @@ def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
         config.remotes[name] = RemoteConfig(name, body["url"], options)
     apply_env_remotes(config.remotes)
     config.protected_aliases = list((data.get("aliases") or {}).get("protected", []))
+    config.projects = dict(data.get("projects") or {})
     if config.default_remote is not None and config.default_remote not in config.remotes:
         raise ConfigError(
             f"{source_of('core', 'remote')}: default remote {config.default_remote!r} is not "

@@ -126,7 +126,7 @@ class GitCommands:
             args.append(f"--depth={int(depth)}")
         args += ["--", remote, f"+{TAGS}{pattern}:{TAGS}{pattern}"]
         try:
-            git_checked(self.root, args, f"fetching tags from {remote}", _remote_hint(remote))
+            git_checked(self.root, args, f"fetching tags from {remote}", remote_hint(remote))
         except RevisionNotFoundError:
             raise RevisionNotFoundError(
                 f"tag {pattern} does not exist on {remote}",
@@ -162,7 +162,7 @@ class GitCommands:
         try:
             for batch in _batches(specs):
                 git_checked(self.root, [*args, "--", remote, *batch],
-                            f"fetching tags from {remote}", _remote_hint(remote))
+                            f"fetching tags from {remote}", remote_hint(remote))
         finally:
             self._refresh()
 
@@ -193,7 +193,7 @@ class GitCommands:
             if not rejected:  # never reached the remote: network, auth, unknown remote
                 raise GitError(
                     f"push to {remote} failed: {first_line(err) or f'git exited with {status}'}",
-                    hint=_remote_hint(remote),
+                    hint=remote_hint(remote),
                 )
             moved = self._remote_conflicts(updates, remote)
             if moved:
@@ -366,7 +366,7 @@ def _ls_remote(
         cwd,
         ["ls-remote", "--tags", *([] if peel else ["--refs"]), "--", target, TAGS + pattern],
         f"listing tags of {target}",
-        _remote_hint(target),
+        remote_hint(target),
     )
     values: dict[str, str] = {}
     peeled: dict[str, str] = {}
@@ -382,7 +382,7 @@ def _ls_remote(
     return {n: RemoteTag(n, sha, peeled.get(n, sha)) for n, sha in values.items()}
 
 
-def _remote_hint(remote: str) -> str:
+def remote_hint(remote: str) -> str:
     return f"check `git remote -v`, the network and your credentials for {remote}"
 
 

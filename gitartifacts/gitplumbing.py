@@ -1,8 +1,8 @@
 """The git plumbing that hooks and the merge driver need: hook paths, config, commit ranges.
 
-Hooks run inside git commands, once per push, checkout or merge; they call the git binary
-directly (the user's own git, config and credentials, no prompts) and keep to a handful
-of calls. Reads of files at a revision still go through `gitrepo.GitRepo`.
+Hooks run inside git commands, once per push, checkout or merge, and keep to a handful of
+calls of the git binary through gitcli's one runner (the user's own git, config and
+credentials, no prompts). Reads of files at a revision still go through `gitrepo.GitRepo`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from gitartifacts.errors import GitError
+from gitartifacts.gitcli import git_checked, run_git
 
 ZERO_SHA = "0" * 40
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
@@ -19,17 +20,10 @@ _ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 def git(root: Path, *args: str, check: bool = True) -> str:
     """Run `git args...` in `root`; stdout, or a GitError naming the command on failure."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=False,
-            env={**os.environ, **_ENV},
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc}", hint="install git and put it on PATH") from exc
-    if check and done.returncode != 0:
-        first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
-        raise GitError(f"git {args[0]}: {first}", hint=f"run `git {' '.join(args)}` to see more")
-    return done.stdout
+    if not check:
+        return run_git(root, list(args))[1]
+    return git_checked(root, list(args), f"git {args[0]}",
+                       hint=f"run `git {' '.join(args)}` to see more")
 
 
 def hooks_dir(root: Path) -> Path:
@@ -58,9 +52,7 @@ def config_unset_section(root: Path, section: str) -> None:
 
 
 def commit_exists(root: Path, sha: str) -> bool:
-    done = subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=root,
-                          capture_output=True, check=False)
-    return done.returncode == 0
+    return run_git(root, ["cat-file", "-e", f"{sha}^{{commit}}"])[0] == 0
 
 
 def pushed_commits(root: Path, local_sha: str, remote_sha: str, remote: str) -> list[str]:
@@ -81,6 +73,8 @@ def manifests_changed_in(root: Path, commits: list[str], prefix: str) -> list[tu
     if not commits:
         return []
     found: list[tuple[str, str]] = []
+    # The one call that feeds git on stdin (any number of commits), which gitcli's runner
+    # does not do: plain subprocess, with the same no-prompt environment.
     done = subprocess.run(
         ["git", "diff-tree", "--stdin", "-r", "-m", "--root", "--no-renames", "--name-only",
          "--diff-filter=AM", "--", prefix],

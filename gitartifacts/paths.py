@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gitartifacts.errors import InvalidNameError, InvalidPathError
 
-_SEGMENT = r"[a-z0-9][a-z0-9._-]*"
+# W&B's rule: letters, digits, '_', '.', '-', at most 128 characters; a segment never starts
+# with '.' or '-' (git refuses '.x' ref components, and a tag starting with '-' reads as an
+# option). Names may be namespaced with '/' ('team/name'), each segment following the rule.
+MAX_SEGMENT_LENGTH = 128
+_SEGMENT = rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_SEGMENT_LENGTH - 1}}}"
 NAME_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 ALIAS_RE = re.compile(_SEGMENT)
-TYPE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+TYPE_RE = re.compile(_SEGMENT)
 VERSION_RE = re.compile(r"v(0|[1-9][0-9]*)")
 MAX_NAME_LENGTH = 200
 # C0, DEL, C1, the Unicode line/paragraph separators, BOM, lone surrogates and U+FFFE/U+FFFF:
 # never in a path; YAML would mangle or refuse them (YAML allows no raw U+FFFE/U+FFFF at all).
 CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 MAX_PATH_LENGTH = 4096
-NAME_HINT = "names use a-z, 0-9, '.', '_', '-' (optionally 'team/name'), e.g. raw-images"
+NAME_HINT = ("names use letters, digits, '.', '_', '-', at most 128 characters (optionally "
+             "'team/name'), e.g. My-Dataset")
 
 
 def validate_name(name: str) -> str:
@@ -39,7 +45,7 @@ def validate_type(kind: str) -> str:
     if not TYPE_RE.fullmatch(kind):
         raise InvalidNameError(
             f"invalid artifact type {kind!r}",
-            hint="types use a-z, 0-9, '.', '_', '-', e.g. dataset",
+            hint="types use letters, digits, '.', '_', '-', at most 128 characters, e.g. dataset",
         )
     return kind
 
@@ -48,7 +54,8 @@ def validate_alias(alias: str) -> str:
     """Return `alias` if it may be set by a user: not `latest`, not shaped like a version."""
     if not ALIAS_RE.fullmatch(alias) or alias.endswith((".", ".lock")) or ".." in alias:
         raise InvalidNameError(
-            f"invalid alias {alias!r}", hint="aliases use a-z, 0-9, '.', '_', '-', e.g. production"
+            f"invalid alias {alias!r}",
+            hint="aliases use letters, digits, '.', '_', '-', at most 128 characters, e.g. best",
         )
     if alias == "latest" or VERSION_RE.fullmatch(alias):
         raise InvalidNameError(
@@ -56,6 +63,15 @@ def validate_alias(alias: str) -> str:
             hint="'latest' and 'v<N>' are assigned by gart push; choose another alias name",
         )
     return alias
+
+
+def case_clash(name: str, existing: Iterable[str]) -> str | None:
+    """The existing name that differs from `name` only in case, if any.
+
+    Two such names would share refs and files on a case-insensitive filesystem (macOS,
+    Windows), so they are refused."""
+    folded = name.casefold()
+    return next((e for e in existing if e != name and e.casefold() == folded), None)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ RunStatus = Literal["running", "finished", "failed"]
 STATUSES: tuple[str, ...] = ("running", "finished", "failed")
 
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_NAME_PART = r"[a-z0-9][a-z0-9._-]*"
+_NAME_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"  # paths.NAME_RE, W&B's rule
 _ARTIFACT_NAME_RE = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _VERSION_RE = re.compile(r"v(?:0|[1-9][0-9]*)")

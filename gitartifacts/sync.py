@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitartifacts import manifest as manifestmod
-from gitartifacts.aliases import Version
+from gitartifacts.aliases import Registry, Version
 from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import GartError, UsageError
 from gitartifacts.manifest import Manifest
@@ -82,18 +82,65 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
                 if published is None:
                     continue
             assert head is not None
-            version, created = self.registry.publish(manifest.name, published, head)
-            out.versions.append((version, created))
             # Aliases name the content being pushed: never move them to an older commit.
             wanted = [] if stale else list(aliases)
-            wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
-                       if a not in wanted]
-            for alias in wanted:
-                self.set_alias(manifest.name, version.label, alias, force=force)
-            if wanted:
-                version.aliases = sorted(set(version.aliases) | set(wanted))
+            version, created = self.publish_version(
+                self.registry, published, head, wanted, force=force, requested=True)
+            out.versions.append((version, created))
         out.tags_local_only = self.registry.remote is None
         return out
+
+    def publish_version(
+        self,
+        registry: Registry,
+        manifest: Manifest,
+        commit: str,
+        aliases: Sequence[str] = (),
+        force: bool = False,
+        requested: bool = False,
+    ) -> tuple[Version, bool]:
+        """Give a committed manifest its version tag, then point `aliases` at it.
+
+        The one publish step of both front doors: `gart push` (after uploading) and the W&B
+        API's `log_artifact` (after committing and uploading). With `requested`, the aliases
+        runs asked for this content are applied too. Returns (version, created)."""
+        version, created = registry.publish(manifest.name, manifest, commit)
+        wanted = list(aliases)
+        if requested:
+            wanted += [a for a in self.requested_aliases(manifest.name, version.digest)
+                       if a not in wanted]
+        for alias in wanted:
+            self.check_alias_case(manifest.name, alias)
+            registry.set_alias(manifest.name, version, alias,
+                               alias in self.config.protected_aliases, force)
+        if wanted:
+            version.aliases = sorted(set(version.aliases) | set(wanted),
+                                     key=lambda a: (a != "latest", a))
+        return version, created
+
+    def publish_logged(
+        self, manifest: Manifest, commit: str, aliases: Sequence[str] = ()
+    ) -> tuple[Version, bool, bool]:
+        """W&B's `log_artifact` after its commit: upload the blobs to the default remote, then
+        publish exactly as `gart push` does (blobs first, then tags, pushed to origin).
+
+        Without a default remote the version and aliases are tags of this clone only (a blob
+        nobody can fetch must not be published). Returns (version, created, shared): shared
+        is False when the version exists only in this clone."""
+        from gitartifacts import transfer
+
+        try:
+            self.remote_config(None)
+        except UsageError:
+            local = Registry(self.git, remote=None)
+            return (*self.publish_version(local, manifest, commit, aliases), False)
+        store = self.remote_store(None)
+        oids = {e.oid for e in manifest.entries}
+        result = transfer.push(self.cache, store, oids, self.config.jobs)
+        if result.failed:
+            raise _transfer_error("push", result.failed, [manifest], store.describe())
+        version, created = self.publish_version(self.registry, manifest, commit, aliases)
+        return version, created, self.registry.remote is not None
 
 
     def push_set(self, names: Sequence[str] | None) -> tuple[

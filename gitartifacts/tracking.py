@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gitartifacts import checkout as checkoutmod
 from gitartifacts import manifest as manifestmod
 from gitartifacts.checkout import CheckoutPlan
-from gitartifacts.errors import ConfigError, GartError, InvalidPathError, ManifestError, UsageError
+from gitartifacts.errors import (
+    ConfigError,
+    GartError,
+    InvalidNameError,
+    InvalidPathError,
+    ManifestError,
+    UsageError,
+)
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.hashing import FileStat
 from gitartifacts.manifest import Entry, Manifest
-from gitartifacts.paths import check_relative_path, validate_name, validate_type
+from gitartifacts.paths import case_clash, check_relative_path, validate_name, validate_type
 from gitartifacts.repocore import ProgressHook, RepoCore, _state_prefix
 from gitartifacts.workspace import (
     Comparison,
@@ -94,6 +103,8 @@ class Artifact:
         self.metadata = dict(metadata or {})
         self.files: dict[str, Path] = {}  # artifact path -> local file
         self.excludes: list[str] = []
+        self._staging: Path | None = None  # new_file()'s directory
+        self.logged: Any = None  # the published version, once run.log_artifact stored it
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
         path = Path(local_path)
@@ -107,6 +118,39 @@ class Artifact:
             raise InvalidPathError(f"{root} is not a directory")
         for rel, wf in scan(root).items():
             self._put(f"{name.strip('/')}/{rel}" if name else rel, Path(wf.abspath))
+
+    @property
+    def version(self) -> str | None:
+        """'v3' once logged (W&B reads it from the artifact it logged), else None."""
+        return self.logged.version if self.logged is not None else None
+
+    def wait(self, timeout: int | None = None) -> Any:
+        """W&B waits for the upload; `log_artifact` here has already published: the version."""
+        del timeout
+        if self.logged is None:
+            raise UsageError(f"artifact {self.name!r} has not been logged",
+                             hint="log it first: run.log_artifact(artifact)")
+        return self.logged
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "x", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Open a new file that becomes part of the artifact at `name` once closed (W&B's
+        `new_file`); it is written to a private staging directory, not the working tree."""
+        check_relative_path(name, "artifact path")
+        if name in self.files:
+            raise UsageError(f"artifact {self.name!r} already has a file {name!r}",
+                             hint="pick another name for the new file")
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="gart-artifact-"))
+        local = self._staging / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if "b" not in mode and encoding is None:
+            encoding = "utf-8"
+        with open(local, mode, encoding=encoding) as handle:
+            yield handle
+        self._put(name, local)
 
     def _put(self, artifact_path: str, local: Path) -> None:
         check_relative_path(artifact_path, "artifact path")
@@ -140,6 +184,8 @@ class Tracking(RepoCore):
         if type is not None:
             validate_type(type)
         previous = self._existing_manifest(name)
+        if previous is None:
+            self._check_case(name)
         if len(rels) == 1 and os.path.isdir(self.root / rels[0]):
             root_rel, include = rels[0], ["."]
         elif len(rels) == 1:
@@ -189,8 +235,15 @@ class Tracking(RepoCore):
         """
         if not artifact.files:
             raise UsageError(f"artifact {artifact.name!r} has no files", hint="call add_file first")
+        previous = self._existing_manifest(artifact.name)
+        if previous is None:
+            self._check_case(artifact.name)
         if path is None:
             path = _natural_root(self.root, artifact.files) or f"artifacts/{artifact.name}"
+        check_relative_path(path, "artifact path")
+        # The checks of `gart add`: git must not own the bytes, nor another artifact the path.
+        self._check_not_tracked([path])
+        self._check_overlap(artifact.name, path, ["."])
         gitignore = self._gitignore_update([path])
         files = {
             rel: WorkFile(rel, os.path.abspath(local), FileStat.of(os.stat(local)))
@@ -202,7 +255,6 @@ class Tracking(RepoCore):
             metadata=artifact.metadata, path=path,
             entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
         )
-        previous = self._existing_manifest(artifact.name)
         changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
         if changed:
             ignored = self._write_gitignore(gitignore)
@@ -211,6 +263,16 @@ class Tracking(RepoCore):
                 self.git.stage([self.manifest_relpath(artifact.name), *ignored])
         return AddResult(new, changed, result.hashed, result.stored,
                          self.manifest_path(artifact.name))
+
+    def _check_case(self, name: str) -> None:
+        """Refuse a new name that differs from an existing one only in case."""
+        clash = case_clash(name, self.artifact_names())
+        if clash is not None:
+            raise InvalidNameError(
+                f"artifact name {name!r} differs from the existing {clash!r} only in case",
+                hint=f"use {clash!r}, or a name that differs in more than case "
+                "(case-insensitive filesystems would merge them)",
+            )
 
     def _check_overlap(self, name: str, root_rel: str, include: Sequence[str]) -> None:
         mine = [_join(root_rel, i) for i in include]

@@ -23,8 +23,9 @@ ROWS: dict[str, float] = {
     "mergedriver": 4.5,  # git's merge=gart driver: manifests merged entry by entry
     "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
-    "gitplumbing": 5,  # hook paths, git config, pushed commit ranges (hooks, merge driver)
+    "gitplumbing": 5,  # over gitcli: hook paths, git config, pushed commit ranges
     "placer": 5.5,  # safe file placement over the store
+    "gitmeta": 5.5,  # path-list commits and refs/gart/ records, over gitcli's runner
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "checkout": 6.2,  # plans against the scanned working tree, places with placer
     "repocore": 6.5,  # one repository's state; the rooms below build on it
@@ -36,7 +37,10 @@ ROWS: dict[str, float] = {
     "hooks": 7.1,  # install-hooks and what each git hook does
     "runs": 7.2,  # row 7: run records are built on the Repo API
     "runner": 7.4, "pipeline": 7.6,  # `gart run` executes; stages repeat runs
-    "wandb_api": 7.6,  # the W&B-shaped Python API over runs
+    "wandb_artifact": 7.3,  # W&B's Artifact of a logged/used version: files, download, edits
+    "wandb_public": 7.45,  # W&B's public Api: artifact(), artifacts(), projects
+    "wandb_run": 7.5,  # W&B's init() and Run: use_artifact records, log_artifact publishes
+    "wandb_api": 7.6,  # the W&B-shaped Python API: one import for all of the above
     "__init__": 7.8,  # row 7, and it may re-export the API (api, run) lazily
     "cli": 8,
     "__main__": 8.5,  # row 8: the `python -m gitartifacts` entry point, necessarily above cli

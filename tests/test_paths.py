@@ -23,7 +23,8 @@ from gitartifacts.paths import (
 
 
 @pytest.mark.parametrize(
-    "name", ["raw-images", "a", "0", "model_v2", "x.y", "team/raw-images", "a/b/c", "a" * 200]
+    "name", ["raw-images", "a", "0", "model_v2", "x.y", "team/raw-images", "a/b/c", "a" * 128,
+             "My-Dataset", "UPPER", "_private", "Team/Raw_Images.v2", "/".join(["a" * 99] * 2)]
 )
 def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
@@ -32,9 +33,9 @@ def test_valid_names(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "", "Raw", "UPPER", "a..b", "x.lock", "a/x.lock", "x.lock/b", "a.", "-a", ".a", "_a",
+        "", "a..b", "x.lock", "a/x.lock", "x.lock/b", "a.", "-a", ".a",
         "a b", "a@b", "a:b", "a~1", "a^", "a?", "a*", "a[b", "a\\b", "/a", "a/", "a//b",
-        "a/.b", "a/-b", "é", "a\nb", "a" * 201,
+        "a/.b", "a/-b", "é", "a\nb", "a" * 129, "/".join(["a" * 100] * 3),
     ],
 )
 def test_invalid_names(name: str) -> None:
@@ -70,7 +71,9 @@ def test_every_accepted_name_makes_valid_git_tags(name: str) -> None:
 def test_types() -> None:
     assert validate_type("dataset") == "dataset"
     assert validate_type("model.onnx") == "model.onnx"
-    for bad in ["", "Dataset", "a b", "-x", "x" * 65]:
+    assert validate_type("Dataset") == "Dataset"  # W&B's rule: letters of either case
+    assert validate_type("x" * 128) == "x" * 128
+    for bad in ["", "a b", "-x", "x" * 129, "a/b", "a:b"]:
         with pytest.raises(InvalidNameError):
             validate_type(bad)
 
@@ -78,7 +81,9 @@ def test_types() -> None:
 def test_aliases() -> None:
     assert validate_alias("production") == "production"
     assert validate_alias("best-2024.01") == "best-2024.01"
-    for bad in ["", "Prod", "a/b", "a..b", "x.lock", "a.", "a b", "a@b"]:
+    assert validate_alias("Best-So-Far") == "Best-So-Far"
+    assert validate_alias("best-so-far") == "best-so-far"
+    for bad in ["", "a/b", "a:b", "a..b", "x.lock", "a.", "a b", "a@b", "x" * 129]:
         with pytest.raises(InvalidNameError):
             validate_alias(bad)
 
@@ -108,6 +113,7 @@ def test_version_lookalikes_are_ordinary_aliases() -> None:
         ("team/raw@latest", Spec("team/raw", "latest")),
         ("raw@HEAD~1", Spec("raw", "HEAD~1")),
         ("raw@main:path", Spec("raw", "main:path")),  # '@' wins; the ref keeps its colon
+        ("My-Dataset:best-so-far", Spec("My-Dataset", "best-so-far")),
     ],
 )
 def test_parse_spec(text: str, spec: Spec) -> None:
@@ -119,7 +125,15 @@ def test_spec_prints_with_at() -> None:
     assert str(parse_spec("raw")) == "raw"
 
 
-@pytest.mark.parametrize("text", ["raw@", "raw:", "Raw@v1", "@v1", "raw@a b", "raw@x\ny", ""])
+def test_case_clash() -> None:
+    from gitartifacts.paths import case_clash
+
+    assert case_clash("My-Dataset", ["my-dataset", "other"]) == "my-dataset"
+    assert case_clash("my-dataset", ["my-dataset", "other"]) is None  # itself is no clash
+    assert case_clash("new", ["NEWER", "ne"]) is None
+
+
+@pytest.mark.parametrize("text", ["raw@", "raw:", "R w@v1", "@v1", "raw@a b", "raw@x\ny", ""])
 def test_parse_spec_refuses(text: str) -> None:
     with pytest.raises(InvalidNameError):
         parse_spec(text)

@@ -94,14 +94,14 @@ def test_context_manager_writes_a_complete_record(
         "name": "raw", "version": "v0", "requested": "production",
         "digest": published_digest(root, "raw@v0"), "path": "raw",
     }]
-    assert rec["outputs"] == [{
-        "name": "model", "version": None, "requested": "best",
+    assert rec["outputs"] == [{  # log_artifact published it at once: the version is known
+        "name": "model", "version": "v0", "requested": "best",
         "digest": digest_of(root, "model"), "path": "models",
     }]
-    assert (raw.name, raw.version, raw.digest) == ("raw", "v0", rec["inputs"][0]["digest"])
-    assert (logged.name, logged.digest) == ("model", rec["outputs"][0]["digest"])
-    # Ready to commit: the manifest and the record are staged.
-    assert {".gart/artifacts/model.yaml", f".gart/runs/{run.id}.yaml"} <= staged(root)
+    assert (raw.name, raw.version, raw.digest) == ("raw:v0", "v0", rec["inputs"][0]["digest"])
+    assert (logged.name, logged.digest) == ("model:v0", rec["outputs"][0]["digest"])
+    # Committed: log_artifact commits the manifest, finish() the record.
+    assert git(root, "status", "--porcelain", ".gart") == ""
 
 
 def test_a_run_started_on_a_modified_checkout_says_it_was_dirty(
@@ -112,17 +112,19 @@ def test_a_run_started_on_a_modified_checkout_says_it_was_dirty(
     git(root, "add", "train.py")
     git(root, "commit", "-q", "-m", "train script")
     (root / "train.py").write_text("print('v2, not committed')\n")
+    head = git(root, "rev-parse", "HEAD").strip()
     monkeypatch.chdir(root)
     with gitartifacts.init(job_type="train") as run:
         pass
     rec = only_record(root)
     assert rec["git_dirty"] is True
-    assert rec["git_commit"] == git(root, "rev-parse", "HEAD").strip()
+    assert rec["git_commit"] == head  # where it started; finish() then commits the record
+    assert git(root, "diff", "HEAD", "--name-only").split() == ["train.py"]  # still the user's
     assert rec["name"] == "train"  # no name given: the job type
     assert (rec["inputs"], rec["outputs"], rec["id"]) == ([], [], run.id)
 
 
-def test_use_artifact_pulls_an_absent_version_and_records_the_exact_version(
+def test_use_artifact_records_the_exact_version_and_download_fetches_it(
     published: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A later version exists, so 'production' (v0) and 'latest' (v1) differ.
@@ -140,11 +142,15 @@ def test_use_artifact_pulls_an_absent_version_and_records_the_exact_version(
     monkeypatch.chdir(colleague)
     with gitartifacts.init(job_type="eval") as run:
         prod = run.use_artifact("raw:production")
-        assert read_tree(colleague / "raw") == published.raw  # fetched and checked out
-        other = run.use_artifact("labels@v0", download=False)
-        assert not (colleague / "labels").exists()  # recorded, not fetched
+        other = run.use_artifact("labels@v0")
+        assert not (colleague / "raw").exists()  # recorded only: the working tree is untouched
+        assert not (colleague / "labels").exists()
         elsewhere = prod.download(tmp_path / "copy")
-    assert read_tree(elsewhere) == published.raw
+        default = prod.download()  # W&B's default: ./artifacts/<name>:<version>/
+    assert read_tree(Path(elsewhere)) == published.raw
+    assert Path(default) == colleague / "artifacts" / "raw:v0"
+    assert read_tree(Path(default)) == published.raw
+    assert not (colleague / "raw").exists()
     assert (prod.version, prod.digest, other.version) == ("v0", v0, "v0")
     rec = only_record(colleague)
     assert [(i["name"], i["version"], i["requested"], i["digest"]) for i in rec["inputs"]] == [
@@ -183,9 +189,11 @@ def test_log_artifact_accepts_a_path_or_an_artifact(
         ("model", digest_of(root, "model"), "models"),
         ("metrics", digest_of(root, "metrics"), "eval"),
     ]
-    assert again.digest == by_path.digest
+    assert again.digest == by_path.digest and again.version == by_path.version == "v0"
     assert by_object.manifest.type == "metrics" and by_path.manifest.type == "model"
-    assert {".gart/artifacts/model.yaml", ".gart/artifacts/metrics.yaml"} <= staged(root)
+    tracked = set(git(root, "ls-files", ".gart/artifacts").split())
+    assert {".gart/artifacts/model.yaml", ".gart/artifacts/metrics.yaml"} <= tracked
+    assert staged(root) == set()
 
 
 def test_an_exception_in_the_block_marks_the_run_failed_and_propagates(
@@ -226,19 +234,19 @@ def test_logged_by_and_used_by_return_the_runs(
         raw = train.use_artifact("raw:production")
         model = train.log_artifact("models/", name="model", type="model")
     with gitartifacts.init(job_type="eval", name="evaluator") as evaluate:
-        used = evaluate.use_artifact("model")  # the working-tree manifest, not yet published
-    assert used.digest == model.digest
-    assert [r.id for r in model.logged_by()] == [train.id]
+        used = evaluate.use_artifact("model")  # a bare name means model:latest
+    assert used.digest == model.digest and used.version == "v0"
+    logged_by = model.logged_by()  # W&B: one run or None
+    assert logged_by is not None and logged_by.id == train.id and logged_by.name == "trainer"
     assert [r.id for r in model.used_by()] == [evaluate.id]
     assert [r.id for r in raw.used_by()] == [train.id]
-    assert raw.logged_by() == []
-    assert model.logged_by()[0].name == "trainer"
+    assert raw.logged_by() is None
 
 
 # -- publishing what a run logged -----------------------------------------------------------
 
 
-def test_push_publishes_the_logged_version_and_applies_the_requested_aliases(
+def test_log_artifact_publishes_the_version_and_its_aliases_at_once(
     published: World, gart: Callable[..., GartResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = published.root
@@ -248,10 +256,7 @@ def test_push_publishes_the_logged_version_and_applies_the_requested_aliases(
         run.use_artifact("raw:production")
         logged = run.log_artifact("models/", name="model", type="model",
                                   aliases=["best", "staging"])
-    git(root, "commit", "-q", "-m", "train run")
-    done = gart("push")
-    assert done.rc == 0, done.err
-    assert "model: published v0" in done.out + done.err
+        assert logged.version == "v0"  # no commit, no `gart push` needed
     tags = set(git(root, "tag", "--list", "model@*").split())
     assert tags == {"model@v0", "model@best", "model@staging"}
     remote_tags = git(root, "ls-remote", "--tags", "origin", "refs/tags/model@*")
@@ -260,8 +265,9 @@ def test_push_publishes_the_logged_version_and_applies_the_requested_aliases(
     assert published_digest(root, "model@best") == logged.digest
     versions = gart("versions", "model")
     assert versions.rc == 0 and "best" in versions.out and "staging" in versions.out
-    # A second push publishes nothing new and moves nothing.
+    # A later `gart push` (the CLI's door) publishes nothing new and moves nothing.
     before = git(root, "show-ref", "--tags")
+    assert gart("push").rc == 0
     assert gart("push").rc == 0
     assert git(root, "show-ref", "--tags") == before
 
@@ -272,10 +278,13 @@ def test_aliases_requested_for_already_published_content_are_applied(
     root = published.root
     monkeypatch.chdir(root)
     with gitartifacts.init(job_type="select") as run:
-        run.log_artifact("raw/", name="raw", aliases=["best"])  # identical to raw@v0
-    git(root, "commit", "-q", "-m", "select run")
-    assert gart("push").rc == 0
+        same = run.log_artifact("raw/", name="raw", aliases=["best"])  # identical to raw@v0
+    assert same.version == "v0" and "best" in same.aliases
     assert "raw@best" in git(root, "tag", "--list", "raw@*").split()
+    assert "refs/tags/raw@best" in git(root, "ls-remote", "--tags", "origin")
+    assert gart("push").rc == 0
+    assert set(git(root, "tag", "--list", "raw@*").split()) == {
+        "raw@v0", "raw@production", "raw@best"}
 
 
 # -- joining `gart run` ---------------------------------------------------------------------
