@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from gitartifacts.foreign import ForeignRepo
+from gitartifacts.integrity import FsckReport, GcResult, Integrity
 from gitartifacts.repocore import GART_GITIGNORE, IGNORE_FILE, RepoCore
-from gitartifacts.sync import PushResult, Sync
+from gitartifacts.sync import PushResult
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
 
 __all__ = [
     "GART_GITIGNORE", "IGNORE_FILE", "AddResult", "Artifact", "ArtifactStatus", "DiffResult",
-    "ForeignRepo", "PushResult", "Repo", "RepoCore", "default_name",
+    "ForeignRepo", "FsckReport", "GcResult", "PushResult", "Repo", "RepoCore", "default_name",
 ]
 
 
-class Repo(Sync):
+class Repo(Integrity):
     """A git repository with gart initialised in it.
 
     Its methods come from the rooms: `repocore` (config, git, cache, manifests, resolve),
     `tracking` (add, save, status, checkout, diff), `remoteconfig` (remote_*),
-    `versioning` (versions, aliases) and `sync` (push, fetch, pull, fsck)."""
+    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck) and `integrity`
+    (gc, fsck --remote, and the locks that keep them safe beside add, pull and push)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol
 
+from gitartifacts import testhooks
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
 from gitartifacts.hashing import hash_file
 
@@ -137,6 +138,7 @@ class LocalBackend:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(tmp, final)
 
     def put_file(self, source: Path, key: str, oid: str | None = None) -> None:
@@ -160,6 +162,7 @@ class LocalBackend:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o444)
+            testhooks.hit()
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -233,6 +236,7 @@ class FsspecBackend:
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
 
     def write(self, key: str, data: bytes) -> None:
+        testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
                 self.fs.pipe_file(self.path(key), data)
@@ -247,6 +251,7 @@ class FsspecBackend:
         """Upload `source`; with `oid` it is hashed first and refused unless it matches."""
         if oid is not None:
             check_file(oid, source)
+        testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
                 self.fs.put_file(str(source), self.path(key))
@@ -692,6 +697,7 @@ class ObjectStore:
                 f"object {bad[0]} is corrupt (pack {pack_id}: {len(bad)} of its index rows "
                 "do not match the pack's bytes)")
         (root / "packs").mkdir(parents=True, exist_ok=True)
+        testhooks.hit()
         os.replace(pack_file, root / "packs" / f"{pack_id}.pack")
         self.backend.write(f"packs/{pack_id}.idx", index)
         self._register_pack(pack_id, index)
@@ -706,6 +712,7 @@ class ObjectStore:
         final = root / loose_key(oid)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(file, 0o444)
+        testhooks.hit()
         os.replace(file, final)
 
     def has(self, oid: str) -> bool:
@@ -1069,6 +1076,7 @@ class ObjectWriter:
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
+                testhooks.hit()
                 os.replace(tmp, final)
                 self.loose_written += 1
         except BaseException:

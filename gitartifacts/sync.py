@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gitartifacts import manifest as manifestmod
+from gitartifacts import testhooks
 from gitartifacts.aliases import Version
 from gitartifacts.errors import GartError, UsageError
 from gitartifacts.manifest import Manifest
@@ -75,6 +76,7 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         if result.failed:
             raise _transfer_error("push", result.failed, every, store.describe())
         out = PushResult(working, result, store.describe())
+        testhooks.pause("push-publish")  # concurrency suite: a gc tries to run here
         if not publish:
             return out
         out.held_back = self._consumers_lack(remote, committed.values())

@@ -18,13 +18,16 @@ ROWS: dict[str, float] = {
     "retry": 0.5,
     "safeyaml": 1,
     "config": 2,
+    "testhooks": 2.5,  # crash/pause hooks for the integrity suites (env via config)
     "paths": 3, "hashing": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
+    "storeops": 5.5,  # survey, sweep, repack, store locks (gc / fsck --remote)
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
     "sync": 6.7,  # push/fetch/pull need the three rooms above
+    "integrity": 6.75,  # gc, fsck --remote, and the locks around add/pull/push
     "foreign": 6.8,  # another repository's artifacts, no clone
     "api": 7,
     "runs": 7.2,  # row 7: run records are built on the Repo API
