@@ -340,7 +340,7 @@ optional_remote = click.option(
               help="With --remote: re-read only a random share (5%) or count (200) of objects.")
 @click.option("--repair", is_flag=True,
               help="With --remote: re-upload missing or corrupt objects the local cache has.")
-@jobs_option
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Concurrent reads (default 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
 @pass_state
 def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool,
@@ -358,8 +358,6 @@ def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool
       gart fsck --remote --sample 5%
       gart fsck --remote storage --repair
     """
-    from gitartifacts.integrity import remote_fsck_clean
-
     if (sample or repair) and remote_name is None:
         fail(errors.UsageError("--sample and --repair check a remote",
                                hint="add --remote (the default remote) or --remote NAME"))
@@ -368,7 +366,7 @@ def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool
     report = None
     if remote_name is not None:
         report = repo.fsck_remote(remote_name or None, sample=sample, repair=repair, jobs=jobs)
-    clean = not problems and (report is None or remote_fsck_clean(report))
+    clean = not problems and (report is None or not report.problems)
     if as_json:
         data: dict[str, Any] = {"problems": problems}
         if report is not None:
@@ -377,7 +375,7 @@ def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool
                 "present": report.present, "verified": report.verified,
                 "verified_bytes": report.verified_bytes, "packs": report.packs,
                 "problems": report.problems, "pruned": report.pruned,
-                "repaired": report.repaired,
+                "repaired": report.repaired, "found_before_repair": report.found,
             }
         emit_json(data)
     else:
@@ -390,6 +388,8 @@ def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool
                 click.echo(problem)
             for where in report.pruned:
                 state.say(f"{where}: pruned by `gart gc --keep-versions` (its bytes were removed)")
+            for problem in report.found:
+                state.say(f"found: {problem}")
             if report.repaired:
                 state.say(f"repaired {len(report.repaired)} object(s) from the local cache")
             state.say(

@@ -43,6 +43,7 @@ from gitartifacts.errors import (
 )
 from gitartifacts.manifest import Manifest
 from gitartifacts.objects import ObjectStore, loose_key
+from gitartifacts.paths import VERSION_RE
 from gitartifacts.storeops import (
     CacheLock,
     StoreLock,
@@ -111,7 +112,7 @@ class Roots:
     def referenced(self) -> dict[str, str]:
         """oid -> the first `where:path` that refers to it."""
         out: dict[str, str] = {}
-        for where, m in sorted(self.manifests.items()):
+        for where, m in sorted(self.manifests.items(), key=lambda i: (" " in i[0], i[0])):
             for e in m.entries:
                 out.setdefault(e.oid, f"{where}:{e.path}")
         return out
@@ -154,6 +155,7 @@ class FsckReport:
     problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)  # with repair: the problems before it
 
 
 class Integrity(Sync):
@@ -230,8 +232,8 @@ class Integrity(Sync):
         blobs = self.git.files_under(prefix, history=history and keep_versions is None)
         for sha, paths in blobs.items():
             path = sorted(paths)[0]
-            out.manifests[f"{path}@{sha[:12]}"] = manifestmod.loads(
-                self.git.read_blob(sha), f"{path} (blob {sha[:12]})")
+            manifest = manifestmod.loads(self.git.read_blob(sha), f"{path} (blob {sha[:12]})")
+            out.manifests[f"{manifest.name} (branch, blob {sha[:12]})"] = manifest
         for name in self._tagged_names():
             versions = registry.versions(name)
             kept = versions if keep_versions is None else versions[-keep_versions:]
@@ -335,12 +337,11 @@ class Integrity(Sync):
                       plan.kept_young)
         out.items = ([f"packs/{p}.pack" for p in [*plan.packs, *plan.repack]]
                      + [loose_key(o) for o in plan.loose] + plan.orphans)
-        if dry_run or plan.empty:
+        if dry_run:
             return out
         testhooks.pause("gc-sweep")
-        if store.local_root is not None:  # the live objects of repacked packs move
-            for pack_id in plan.repack:
-                store._forget_pack(pack_id)
+        if plan.empty:
+            return out
         sweep(store, found, plan, progress)
         return out
 
@@ -371,13 +372,15 @@ class Integrity(Sync):
         report = FsckReport(store.describe())
         roots = self.roots(fetch=True, working=False, history=False)
         report.problems += roots.problems
+        pruned_digests = set(store.backend.list(PRUNED))
+        for where, manifest in sorted(roots.manifests.items()):
+            ref = where.rpartition("@")[2]
+            if VERSION_RE.fullmatch(ref) and manifest.digest.partition(":")[2] in pruned_digests:
+                del roots.manifests[where]  # gc --keep-versions let its bytes go, on purpose
+                report.pruned.append(where)
         referenced = roots.referenced()
         found = survey(store)
         report.packs = len(found.packs)
-        pruned_digests = set(store.backend.list(PRUNED))
-        for where, manifest in sorted(roots.pruned.items()):
-            if manifest.digest.partition(":")[2] in pruned_digests:
-                report.pruned.append(where)
         report.problems += [why for _pack, why in sorted(found.refused.items())]
         report.referenced = len(referenced)
         present = found.present()
@@ -396,6 +399,9 @@ class Integrity(Sync):
                             for oid, reason in sorted(corrupt.items())]
         if repair and (missing or corrupt):
             self._repair(store, found, set(missing) | set(corrupt), corrupt, report)
+            again = self.fsck_remote(remote, sample=sample, jobs=jobs, seed=seed)
+            again.repaired, again.found = report.repaired, report.problems
+            return again
         return report
 
     def _verify_objects(self, store: ObjectStore, found: Survey, oids: list[str],
@@ -502,11 +508,3 @@ class Integrity(Sync):
             if oid not in result.failed:
                 report.repaired.append(oid)
         report.problems += [f"--repair: {oid}: {why}" for oid, why in sorted(result.failed.items())]
-
-
-def remote_fsck_clean(report: FsckReport) -> bool:
-    """No problem left, or every problem repaired."""
-    if not report.problems:
-        return True
-    fixed = set(report.repaired)
-    return all(any(oid in line for oid in fixed) for line in report.problems)

@@ -244,6 +244,10 @@ def sweep(store: ObjectStore, found: Survey, plan: SweepPlan,
           progress: Callable[[int], None] | None = None) -> None:
     """Carry out `plan`: write the repacked objects first, then delete old indexes, packs and
     loose objects. A crash at any point leaves every live object readable (at worst twice)."""
+    for pack_id in [*plan.repack, *plan.packs]:
+        # Out of the store's view first: the writer skips objects it believes are packed, and
+        # the repacked objects must land in the new pack.
+        store._forget_pack(pack_id)
     if plan.repack:
         with store.writer() as writer:
             for pack_id, oids in sorted(plan.repack.items()):
