@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from integrity_kit import fsck_remote, finish, ok, run, start, temp_files, wait_for
+from integrity_kit import finish, fsck_remote, ok, run, start, temp_files, wait_for
 from s3_server import S3Bucket
 from test_cli_remote import Project, make_project
 
