@@ -50,6 +50,7 @@ from gitartifacts.storeops import (
     Survey,
     plan_sweep,
     read_objects,
+    remove_dead_temps,
     survey,
     sweep,
 )
@@ -172,6 +173,8 @@ class Integrity(Sync):
             self._cache_lock_obj = CacheLock(self.config.cache_path / ".lock")
         lock = self._cache_lock_obj
         lock.acquire(exclusive)
+        if lock.depth == 1:  # a killed command's temporaries go when the next one starts
+            remove_dead_temps(self.cache)
         try:
             yield
         finally:
@@ -211,6 +214,7 @@ class Integrity(Sync):
         delete an object between "the remote has it" and the version being published."""
         store = self.remote_store(remote)
         with self.cache_locked(), StoreLock(store, exclusive=False, command="push"):
+            remove_dead_temps(store)
             return super().push(names, remote, jobs, progress, publish, aliases, force)
 
     # -- what is live ----------------------------------------------------------------------

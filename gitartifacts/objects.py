@@ -111,6 +111,11 @@ class LocalBackend:
     def exists(self, key: str) -> bool:
         return os.path.exists(self.root / key)
 
+    def _temp_dir(self, key: str, final: Path) -> Path:
+        """Loose objects are written under files/sha256/ (format.md §6.4), so a killed
+        writer's temporaries sit in one known directory; everything else beside its file."""
+        return self.root / "files" / "sha256" if key.startswith("files/sha256/") else final.parent
+
     def read(self, key: str) -> bytes:
         try:
             with open(self.root / key, "rb") as handle:
@@ -133,7 +138,7 @@ class LocalBackend:
     def write(self, key: str, data: bytes) -> None:
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(temp_name(str(final.parent)))
+        tmp = Path(temp_name(str(self._temp_dir(key, final))))
         with open(tmp, "xb") as handle:
             handle.write(data)
             handle.flush()
@@ -148,7 +153,7 @@ class LocalBackend:
 
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(temp_name(str(final.parent)))
+        tmp = Path(temp_name(str(self._temp_dir(key, final))))
         try:
             if reflink(source, tmp):
                 digest = hash_file(tmp)[0] if oid is not None else None

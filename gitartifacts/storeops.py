@@ -409,20 +409,57 @@ class CacheLock:
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = os.fspath(path)
         self._fd: int | None = None
-        self._depth = 0
+        self.depth = 0
 
     def acquire(self, exclusive: bool) -> None:
         import fcntl
 
-        self._depth += 1
-        if self._depth > 1:
+        self.depth += 1
+        if self.depth > 1:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
     def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
+        self.depth -= 1
+        if self.depth == 0 and self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+
+
+TEMP_DIRS = ("packs", "files/sha256", LOCKS)
+
+
+def remove_dead_temps(store: ObjectStore, directories: Iterable[str] = TEMP_DIRS) -> int:
+    """Delete temporaries (`.tmp-<pid>-…`) that a killed writer on this host left in a local
+    store's write directories; returns how many. A listing of a few directories, cheap
+    enough for every command (a full walk of old temporaries is fsck's job)."""
+    root = store.local_root
+    if root is None:
+        return 0
+    removed = 0
+    for directory in directories:
+        try:
+            names = os.listdir(root / directory)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and _writer_is_dead(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(root / directory / name)
+                    removed += 1
+    return removed
+
+
+def _writer_is_dead(name: str) -> bool:
+    pid_text = name[len(TEMP_PREFIX):].partition("-")[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
