@@ -41,10 +41,12 @@ from gitartifacts.objects import (
     loose_key,
     parse_index,
 )
+from gitartifacts.retry import RetryPolicy
 
 LOCKS = "locks"
 LOCK_STALE = 6 * 3600.0  # a lock this old is abandoned even if its holder cannot be checked
 LOCK_WAIT = 600.0  # how long a command waits for a conflicting lock to go
+RETRY = RetryPolicy(attempts=3, backoff=0.2)  # transient faults on lock files
 COALESCE_GAP = 1 << 20  # sampled ranges of one pack closer than this are read in one request
 
 
@@ -331,12 +333,15 @@ class StoreLock:
             "pid": os.getpid(), "time": time.time(),
         }, sort_keys=True).encode()
 
+    def _write(self) -> None:
+        self.store.backend.write(self.key, self._body())
+
     def __enter__(self) -> StoreLock:
         deadline = time.monotonic() + self.wait
         delay = 0.05
         while True:
             testhooks.hit()
-            self.store.backend.write(self.key, self._body())
+            RETRY.call(self._write)
             self.held = True
             blocker = self._conflict()
             if blocker is None:
@@ -357,7 +362,7 @@ class StoreLock:
         if self.held:
             self.held = False
             with contextlib.suppress(ObjectNotFoundError, RemoteError, OSError):
-                self.store.backend.delete(self.key)
+                RETRY.call(lambda: self.store.backend.delete(self.key))
 
     def _conflict(self) -> str | None:
         """A description of a live lock that excludes ours, or None."""
