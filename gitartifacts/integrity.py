@@ -9,7 +9,7 @@ under `pruned/<digest>` so fsck reports them as pruned, not broken.
 
 Safety against concurrent commands:
 - the local cache: commands that write or read objects hold a shared flock on
-  `<cache>/.lock`, gc an exclusive one (the kernel drops it when a process dies);
+  the cache directory, gc an exclusive one (the kernel drops it when a process dies);
 - a remote: `gart push` holds a shared lock object `locks/shared-…`, `gart gc --remote` an
   exclusive `locks/exclusive-…` (storeops.StoreLock), so gc never decides while a push sits
   between "the remote already has this object" and publishing the version; a push that
@@ -170,11 +170,11 @@ class Integrity(Sync):
     def cache_locked(self, exclusive: bool = False) -> Iterator[None]:
         """Hold the cache's flock (shared: add, pull, push, checkout; exclusive: gc)."""
         if self._cache_lock_obj is None:
-            self._cache_lock_obj = CacheLock(self.config.cache_path / ".lock")
+            self._cache_lock_obj = CacheLock(self.config.cache_path)
         lock = self._cache_lock_obj
         lock.acquire(exclusive)
-        if lock.depth == 1:  # a killed command's temporaries go when the next one starts
-            remove_dead_temps(self.cache)
+        if lock.depth == 1 and self.config.cache_path.is_dir():
+            remove_dead_temps(self.cache)  # a killed command's temporaries go now
         try:
             yield
         finally:
@@ -236,7 +236,7 @@ class Integrity(Sync):
         blobs = self.git.files_under(prefix, history=history and keep_versions is None)
         for sha, paths in blobs.items():
             path = sorted(paths)[0]
-            manifest = manifestmod.loads(self.git.read_blob(sha), f"{path} (blob {sha[:12]})")
+            manifest = self._parse(self.git.read_blob(sha), f"{path} (blob {sha[:12]})")
             out.manifests[f"{manifest.name} (branch, blob {sha[:12]})"] = manifest
         for name in self._tagged_names():
             versions = registry.versions(name)
@@ -258,6 +258,15 @@ class Integrity(Sync):
                     if manifest is not None:
                         out.pruned[f"{name}@{version.label}"] = manifest
         return out
+
+    def _parse(self, data: bytes, what: str) -> Manifest:
+        """Parse a manifest once per content (tags and branches share most of them), through
+        the machine-private parse cache keyed by the bytes' sha256."""
+        memo: dict[bytes, Manifest] = self.__dict__.setdefault("_parse_memo", {})
+        key = hashlib.sha256(data).digest()
+        if key not in memo:
+            memo[key] = manifestmod.loads_cached(data, what, self._parsed_manifests)
+        return memo[key]
 
     def _tagged_names(self) -> list[str]:
         names = set()
@@ -284,7 +293,7 @@ class Integrity(Sync):
             out.problems.append(
                 f"{name}@{ref}: its commit {resolved.commit[:12]} has no {relpath}")
             return None
-        manifest = manifestmod.loads(data, f"{name}@{ref}:{relpath}")
+        manifest = self._parse(data, f"{name}@{ref}:{relpath}")
         try:
             check_digest(resolved, manifest)
         except ManifestError as exc:

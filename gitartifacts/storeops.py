@@ -407,9 +407,12 @@ def _stale(info: dict[str, Any]) -> bool:
 
 
 class CacheLock:
-    """An flock on `<cache>/.lock`: commands that put objects into the cache or read them out
-    hold it shared, gc holds it exclusive. The kernel drops it when its process dies, so a
-    killed command never leaves it behind. Re-entrant within one object."""
+    """An flock on the cache directory itself: commands that put objects into the cache or
+    read them out hold it shared, gc holds it exclusive. The kernel drops it when its
+    process dies, so a killed command never leaves it behind, and no lock file is written
+    (a refused command writes nothing). Before the cache directory exists there is nothing
+    to lock or collect: the first writer goes unlocked and the grace period covers it.
+    Re-entrant within one object."""
 
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = os.fspath(path)
@@ -422,8 +425,11 @@ class CacheLock:
         self.depth += 1
         if self.depth > 1:
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            self._fd = None
+            return
         fcntl.flock(self._fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
     def release(self) -> None:
