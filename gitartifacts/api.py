@@ -5,20 +5,22 @@ from __future__ import annotations
 from gitartifacts.foreign import ForeignRepo
 from gitartifacts.gates import Gates
 from gitartifacts.ignore import IGNORE_FILE
+from gitartifacts.integrity import FsckReport, GcResult, Integrity
 from gitartifacts.repocore import GART_GITIGNORE, RepoCore
 from gitartifacts.sync import PushResult
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
 
 __all__ = [
     "GART_GITIGNORE", "IGNORE_FILE", "AddResult", "Artifact", "ArtifactStatus", "DiffResult",
-    "ForeignRepo", "PushResult", "Repo", "RepoCore", "default_name",
+    "ForeignRepo", "FsckReport", "GcResult", "PushResult", "Repo", "RepoCore", "default_name",
 ]
 
 
-class Repo(Gates):
+class Repo(Integrity, Gates):
     """A git repository with gart initialised in it.
 
     Its methods come from the rooms: `repocore` (config, git, cache, manifests, resolve),
     `tracking` (add, save, status, checkout, diff), `remoteconfig` (remote_*),
-    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck) and `gates`
+    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck), `integrity` (gc,
+    fsck --remote, and the locks that keep them safe beside add, pull and push) and `gates`
     (status_gate, push_plan, verify, resolve_conflict)."""
