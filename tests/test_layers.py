@@ -22,14 +22,14 @@ ROWS: dict[str, float] = {
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
     "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
-    "chunking": 5.2,  # large files as content-defined chunks, over the store
+    "chunking": 5.2,  # large files as content-defined chunks
     "placer": 5.5,  # safe file placement over the store
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "checkout": 6.2,  # plans against the scanned working tree, places with placer
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
     "sync": 6.7,
-    "usage": 6.7,  # `gart du`: sizes per version over the cache or a remote  # push/fetch/pull need the three rooms above
+    "usage": 6.7,  # `gart du`: sizes per version  # push/fetch/pull need the three rooms above
     "foreign": 6.8,  # another repository's artifacts, no clone
     "api": 7,
     "runs": 7.2,  # row 7: run records are built on the Repo API
