@@ -277,3 +277,25 @@ def iter_file(store: ObjectStore, oid: str) -> Iterator[bytes]:
     with ChunkReader(store) as reader:
         for chunk, length in listing.chunks:
             yield reader.verified(chunk, length)
+
+
+def verify_lists(store: ObjectStore) -> list[str]:
+    """One problem line per chunk list that is damaged or names a chunk the store lacks
+    (fsck; nothing is changed). Chunks themselves are verified with every packed object."""
+    problems: list[str] = []
+    packed = store.packed_oids
+    for prefix in store.backend.list("chunks/sha256"):
+        if len(prefix) != 2:
+            continue
+        for tail in store.backend.list(f"chunks/sha256/{prefix}"):
+            oid = prefix + tail
+            try:
+                listing = ChunkList.parse(store.backend.read(chunk_list_key(oid)), oid)
+            except (CorruptObjectError, ObjectNotFoundError) as exc:
+                problems.append(exc.message)
+                continue
+            lacking = [c for c in listing.chunk_oids if c not in packed]
+            if lacking:
+                problems.append(f"chunk list of {oid} names {len(lacking)} chunk(s) missing "
+                                f"from the store, e.g. {lacking[0]}")
+    return problems

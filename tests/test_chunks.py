@@ -327,3 +327,22 @@ def test_a_killed_chunked_pull_places_nothing_and_a_rerun_completes(
     assert data_of(clone / "model") == project.files
     fsck = project.ok("fsck", "--json", cwd=clone)
     assert json.loads(fsck.out) == {"problems": []}
+
+
+def test_small_artifacts_stay_format_1_and_an_unknown_format_is_refused(chunked: Project) -> None:
+    (chunked.work / "notes").mkdir()
+    (chunked.work / "notes" / "n.txt").write_text("hi\n")
+    chunked.ok("add", "notes", "--name", "notes")
+    text = (chunked.work / ".gart" / "artifacts" / "notes.yaml").read_text()
+    assert text.startswith("gart: 1\n")
+    with pytest.raises(Exception, match="upgrade gitartifacts|not supported"):
+        loads(text.replace("gart: 1\n", "gart: 3\n"))
+
+
+def test_fsck_reports_a_chunk_list_whose_chunks_are_gone(chunked: Project) -> None:
+    cache = chunked.work / ".gart" / "cache"
+    for idx in (cache / "packs").glob("*.idx"):
+        idx.unlink()
+    result = chunked.gart("fsck")
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert f"chunk list of {chunked.oid('weights.bin')}" in result.out
