@@ -89,6 +89,8 @@ CMD_TIMEOUT_S = 1800  # a hung command is killed so one bad row never stalls the
 LOCAL_ONLY = ("data/", ".gart/cache/", ".gart/tmp/", ".gart/config.local.yaml")
 SCENARIOS = ("small", "large", "remote", "s3", "tags", "lineage", "memory", "edits")
 EDITS = ("append", "overwrite", "insert")  # the `edits` scenario's new versions of 1 GiB
+EDIT_LABELS = {"append": "append 1%", "overwrite": "overwrite 1% at 10 offsets",
+               "insert": "insert 1 MiB mid-file"}
 EDIT_BYTES_LIMIT = 0.03  # new bytes stored and sent per new version, share of the file
 FLOOR_LIMIT = 1.2  # first add/push/pull of 2x256 MiB vs a `dd conv=fsync` of the same bytes
 HEAVY_DEFAULT_REPEAT = 1
@@ -591,12 +593,13 @@ def sc_edits(ctx: Context) -> list[Row]:
     and the time to push the new version to a local-directory remote and to S3 (moto)."""
     rows: dict[str, Row] = {}
     for edit in EDITS:
-        rows[f"{edit}-bytes"] = Row("edits", f"1 GiB, {edit} 1%: new bytes stored/sent",
+        what = f"1 GiB, {EDIT_LABELS[edit]}"
+        rows[f"{edit}-bytes"] = Row("edits", f"{what}: new bytes stored/sent",
                                     Target("share", EDIT_BYTES_LIMIT,
                                            f"<={EDIT_BYTES_LIMIT:.0%} (dvc beside)"))
-        rows[f"{edit}-local"] = Row("edits", f"1 GiB, {edit} 1%: push new version (local)",
+        rows[f"{edit}-local"] = Row("edits", f"{what}: push new version (local)",
                                     ratio(3))
-        rows[f"{edit}-s3"] = Row("edits", f"1 GiB, {edit} 1%: push new version (S3)", ratio(10),
+        rows[f"{edit}-s3"] = Row("edits", f"{what}: push new version (S3)", ratio(10),
                                  counts=True)
     server = S3Server()
     try:

@@ -133,12 +133,16 @@ class LocalBackend:
         finally:
             os.close(fd)
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | list[bytes]) -> None:
+        """Write `data` (or its parts, back to back: no joined copy) under `key`, durably."""
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(temp_name(str(final.parent)))
         with open(tmp, "xb") as handle:
-            handle.write(data)
+            if isinstance(data, list):
+                handle.writelines(data)
+            else:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final)
@@ -1122,7 +1126,8 @@ class ObjectWriter:
             oid: PackLocation(pack_id, loc.offset, loc.length) for oid, loc in self._entries.items()
         }
         backend = self.store.backend
-        backend.write(f"packs/{pack_id}.pack", b"".join(self._chunks))
+        pack = self._chunks if isinstance(backend, LocalBackend) else b"".join(self._chunks)
+        backend.write(f"packs/{pack_id}.pack", pack)
         index = serialize_index(entries)
         backend.write(f"packs/{pack_id}.idx", index)
         if self.store.index_cache is not None:
