@@ -40,6 +40,7 @@ GART_COMMANDS: dict[str, list[str]] = {
     "remote_add": ["remote", "add", "storage", "{url}", "--default"],
     "remote_endpoint": ["remote", "modify", "storage", "endpoint_url", "{endpoint}"],
     "push": ["push"],
+    "push_to": ["push", "-r", "{remote}"],
     "pull": ["pull", "{name}"],
 }
 DVC_COMMANDS: dict[str, list[str]] = {
@@ -49,6 +50,7 @@ DVC_COMMANDS: dict[str, list[str]] = {
     "remote_add": ["remote", "add", "-d", "storage", "{url}"],
     "remote_endpoint": ["remote", "modify", "storage", "endpointurl", "{endpoint}"],
     "push": ["push"],
+    "push_to": ["push", "-r", "{remote}"],
     "pull": ["pull"],
 }
 # Exit codes that count as success, per command key (e.g. if `gart status` exits 1 on changes).
@@ -85,7 +87,12 @@ S3_REQ_TARGET = 1 / 10  # gart must send at least 10x fewer requests than dvc
 CMD_TIMEOUT_S = 1800  # a hung command is killed so one bad row never stalls the run
 # Never committed: the data itself and tool-local state (in case a tool does not ignore it).
 LOCAL_ONLY = ("data/", ".gart/cache/", ".gart/tmp/", ".gart/config.local.yaml")
-SCENARIOS = ("small", "large", "remote", "s3", "tags", "lineage", "memory")
+SCENARIOS = ("small", "large", "remote", "s3", "tags", "lineage", "memory", "edits")
+EDITS = ("append", "overwrite", "insert")  # the `edits` scenario's new versions of 1 GiB
+EDIT_LABELS = {"append": "append 1%", "overwrite": "overwrite 1% at 10 offsets",
+               "insert": "insert 1 MiB mid-file"}
+EDIT_BYTES_LIMIT = 0.03  # new bytes stored and sent per new version, share of the file
+FLOOR_LIMIT = 1.2  # first add/push/pull of 2x256 MiB vs a `dd conv=fsync` of the same bytes
 HEAVY_DEFAULT_REPEAT = 1
 LIGHT_DEFAULT_REPEAT = 5  # tags/lineage commands are sub-second: take a median of several
 
@@ -112,12 +119,14 @@ class Measure:
     rss_mib: float | None = None
     requests: int | None = None
     by_method: dict[str, int] = field(default_factory=dict)
+    share: float | None = None  # new bytes stored/sent as a share of the file (edits)
     error: str | None = None
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a row must meet: kind 'ratio' (gart/dvc), 'seconds' or 'mib' (absolute), 'info'."""
+    """What a row must meet: kind 'ratio' (gart/dvc), 'seconds', 'mib' or 'share' (absolute,
+    gart only; dvc shown beside it), 'info'."""
 
     kind: str
     limit: float
@@ -437,6 +446,14 @@ class Session:
         if err and required:
             self.broken = f"{key}: {err}"
 
+    def setup_argv(self, args: list[str]) -> None:
+        """An untimed tool command given as arguments (not a command key); required."""
+        if self.broken:
+            return
+        p = run(self.tool.exe + args, self.repo, self.ctx.env)
+        if p.code:
+            self.broken = f"{args[0]}: {self.ctx.record_failure(self.tool.name, p)}"
+
     def timed(self, key: str, cwd: Path | None = None, **kw: str) -> Measure:
         return self.timed_argv(self.tool.argv(key, **kw), cwd, key)
 
@@ -519,13 +536,112 @@ def _push_pull(ctx: Context, scenario: str, dataset: str, rows: dict[str, Row]) 
                 rows["pull"].put(tool.name, m)
 
 
+def dd_floor(ctx: Context, dataset: str) -> float:
+    """Seconds `dd ... conv=fsync` takes to write the dataset's bytes once (the durable disk
+    floor for adding, pushing or pulling them), measured now, in the work dir."""
+    src = datasets.ensure(dataset, ctx.data_dir)
+    out = Path(tempfile.mkdtemp(prefix="dd-", dir=ctx.work))
+    try:
+        os.sync()
+        t0 = time.perf_counter()
+        for i, path in enumerate(sorted(p for p in src.rglob("*") if p.is_file())):
+            subprocess.run(["dd", f"if={path}", f"of={out / str(i)}", "bs=4M", "conv=fsync",
+                            "status=none"], check=True)
+        return time.perf_counter() - t0
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def sc_large(ctx: Context) -> list[Row]:
+    floor = statistics.median(dd_floor(ctx, "large") for _ in range(3))
+    log.info("  dd conv=fsync floor for 2x256 MiB: %.3f s", floor)
+    within = Target("seconds", FLOOR_LIMIT * floor, f"<{FLOOR_LIMIT}x dd ({floor:.2f} s)")
     rows = {
         "add": Row("large", "add 2x256 MiB (cold)", ratio(3)),
         "push": Row("large", "push to local remote", ratio(2)),
         "pull": Row("large", "pull from local remote (fresh clone)", ratio(2)),
     }
     _push_pull(ctx, "large", "large", rows)
+    floor_row = Row("large", "dd conv=fsync of the same bytes (floor)", INFO, dvc=None)
+    floor_row.put("gart", Measure(seconds=floor))
+    out = list(rows.values()) + [floor_row]
+    for key in ("add", "push", "pull"):
+        row = Row("large", f"{rows[key].label} vs dd floor", within, dvc=None)
+        row.gart = rows[key].gart
+        out.append(row)
+    return out
+
+
+def _remote_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _bucket_bytes(server: S3Server, prefix: str) -> int:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    total = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET,
+                                                                  Prefix=prefix):
+        total += sum(o["Size"] for o in page.get("Contents", []))
+    return total
+
+
+def sc_edits(ctx: Context) -> list[Row]:
+    """A 1 GiB file, then a new version after each kind of 1% edit: bytes stored and sent,
+    and the time to push the new version to a local-directory remote and to S3 (moto)."""
+    rows: dict[str, Row] = {}
+    for edit in EDITS:
+        what = f"1 GiB, {EDIT_LABELS[edit]}"
+        rows[f"{edit}-bytes"] = Row("edits", f"{what}: new bytes stored/sent",
+                                    Target("share", EDIT_BYTES_LIMIT,
+                                           f"<={EDIT_BYTES_LIMIT:.0%} (dvc beside)"))
+        rows[f"{edit}-local"] = Row("edits", f"{what}: push new version (local)",
+                                    ratio(3))
+        rows[f"{edit}-s3"] = Row("edits", f"{what}: push new version (S3)", ratio(10),
+                                 counts=True)
+    server = S3Server()
+    try:
+        for rep in range(ctx.heavy):
+            for edit in EDITS:
+                for tool in ctx.tools(rep):
+                    log.info("  [edits r%d %s] %s", rep, edit, tool.name)
+                    server.fresh_bucket()
+                    with Session(ctx, tool, "edits") as s:
+                        s.copy_data("huge")
+                        local = s.base / "remote"
+                        local.mkdir()
+                        s.setup("remote_add", url=str(local))
+                        s3 = ["remote", "add", "s3r", f"s3://{S3_BUCKET}/{tool.name}"]
+                        s.setup_argv(s3)
+                        key = "endpoint_url" if tool.name == "gart" else "endpointurl"
+                        s.setup_argv(["remote", "modify", "s3r", key, server.endpoint])
+                        s.setup("add", path="data", name="huge")
+                        s.publish()
+                        s.setup("push_to", remote="storage")
+                        s.setup("push_to", remote="s3r")
+                        before = _remote_bytes(local), _bucket_bytes(server, tool.name)
+                        datasets.edit_one(s.repo / "data", edit)
+                        s.setup("add", path="data", name="huge")
+                        s.publish()
+                        rows[f"{edit}-local"].put(tool.name, s.timed("push_to", remote="storage"))
+                        server.app.take()
+                        m = s.timed("push_to", remote="s3r")
+                        c = server.app.take()
+                        if not m.error:
+                            m.requests, m.by_method = sum(c.values()), dict(c)
+                        rows[f"{edit}-s3"].put(tool.name, m)
+                        after = _remote_bytes(local), _bucket_bytes(server, tool.name)
+                        size = datasets.SPECS["huge"].max_size
+                        share = max(after[0] - before[0], after[1] - before[1]) / size
+                        log.info("    %s new bytes: local %d, s3 %d (%.2f%%)", tool.name,
+                                 after[0] - before[0], after[1] - before[1], share * 100)
+                        rows[f"{edit}-bytes"].put(
+                            tool.name, Measure(seconds=0.0, share=share) if not s.broken
+                            else Measure(error=s.broken))
+    finally:
+        server.close()
     return list(rows.values())
 
 
@@ -778,6 +894,7 @@ SCENARIO_FUNCS: dict[str, Callable[[Context], list[Row]]] = {
     "tags": sc_tags,
     "lineage": sc_lineage,
     "memory": sc_memory,
+    "edits": sc_edits,
 }
 DATASETS_FOR = {
     "small": ["small"],
@@ -787,6 +904,7 @@ DATASETS_FOR = {
     "tags": ["s3small"],
     "lineage": [],
     "memory": ["tiny"],
+    "edits": ["huge"],
 }
 
 
@@ -815,7 +933,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 def table_rows(rows: list[Row]) -> list[list[str]]:
     out = []
     for r in rows:
-        attr = "rss_mib" if r.target.kind == "mib" else "seconds"
+        attr = {"mib": "rss_mib", "share": "share"}.get(r.target.kind, "seconds")
         g, d = _median(r.gart, attr), _median(r.dvc, attr)
         rat = g / d if g is not None and d else None
         gq, dq = _median(r.gart, "requests"), _median(r.dvc, "requests")
@@ -828,13 +946,13 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
                     verdict = "n/a"
                 elif rq > r.req_target:
                     verdict = "FAIL(req)" if verdict == "pass" else "FAIL(+req)"
-        elif r.target.kind in ("seconds", "mib"):
+        elif r.target.kind in ("seconds", "mib", "share"):
             verdict = "n/a" if g is None else ("pass" if g < r.target.limit else "FAIL")
         target = r.target.text
         if r.req_target is not None:
             target += f", req<=1/{round(1 / r.req_target)}"
-        unit = " MiB" if attr == "rss_mib" else ""
-        spec = ".0f" if attr == "rss_mib" else ".3f"
+        unit = {"rss_mib": " MiB", "share": ""}.get(attr, "")
+        spec = {"rss_mib": ".0f", "share": ".2%"}.get(attr, ".3f")
         out.append(
             [
                 f"{r.scenario}: {r.label}",

@@ -45,6 +45,8 @@ SPECS: dict[str, DatasetSpec] = {
     "large": DatasetSpec(files=2, folders=1, min_size=256 << 20, max_size=256 << 20, seed=2),
     # 2,000 small files: S3 against moto, where every object is a request.
     "s3small": DatasetSpec(files=2_000, folders=20, min_size=1024, max_size=8192, seed=3),
+    # One 1 GiB file: new versions after 1% edits (append, overwrite, insert).
+    "huge": DatasetSpec(files=1, folders=1, min_size=1 << 30, max_size=1 << 30, seed=5),
     # 100,000 tiny files: peak memory of `gart add`.
     "tiny": DatasetSpec(files=100_000, folders=1_000, min_size=1, max_size=64, seed=4),
 }
@@ -87,6 +89,37 @@ def copy_into(name: str, dest: Path, data_dir: Path = DEFAULT_DATA_DIR) -> None:
     """Copy a cached dataset to dest (must not exist); cp -a beats shutil on 100k files."""
     src = ensure(name, data_dir)
     subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
+
+
+def edit_one(root: Path, edit: str, share: float = 0.01, seed: int = 7) -> None:
+    """Edit the one file under `root` in place: append `share` of its size ("append"),
+    overwrite `share` of it at 10 scattered offsets ("overwrite"), or insert 1 MiB in its
+    middle ("insert")."""
+    (path,) = [p for p in root.rglob("*") if p.is_file()]
+    rng = random.Random(seed)
+    size = path.stat().st_size
+    if edit == "append":
+        with open(path, "ab") as f:
+            f.write(rng.randbytes(int(size * share)))
+    elif edit == "overwrite":
+        piece = int(size * share) // 10
+        with open(path, "r+b") as f:
+            for i in range(10):
+                f.seek(i * size // 10 + 12345)
+                f.write(rng.randbytes(piece))
+    elif edit == "insert":
+        tmp = path.with_name(path.name + ".new")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            left = size // 2
+            while left:
+                data = src.read(min(CHUNK, left))
+                dst.write(data)
+                left -= len(data)
+            dst.write(rng.randbytes(1 << 20))
+            shutil.copyfileobj(src, dst, length=CHUNK)
+        os.replace(tmp, path)
+    else:
+        raise ValueError(f"unknown edit {edit!r}")
 
 
 def rewrite_fraction(root: Path, every: int = 100, seed: int = 99) -> int:

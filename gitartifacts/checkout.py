@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitartifacts import chunking
 from gitartifacts.errors import (
     ConflictError,
     CorruptObjectError,
@@ -121,6 +122,19 @@ def execute_checkout(
     for entry in plan.write:
         (in_pack if entry.oid in packed else loose).append(entry)
     loose_sources = {e.oid: store.loose_path(e.oid) for e in loose}
+    lists: dict[str, chunking.ChunkList] = {}
+    for entry in loose:
+        if loose_sources[entry.oid] is None and entry.oid not in lists:
+            try:
+                listing = chunking.chunk_list(store, entry.oid)
+            except CorruptObjectError as exc:
+                raise CorruptObjectError(
+                    f"{entry.path}: {exc.message} (removed from the cache)",
+                    hint="run `gart pull` again to download it") from None
+            if listing is not None:
+                lists[entry.oid] = listing
+    chunked = [e for e in loose if e.oid in lists]
+    loose = [e for e in loose if e.oid not in lists]
     missing = [e.path for e in loose if loose_sources[e.oid] is None]
     if missing:
         raise ObjectNotFoundError(
@@ -128,6 +142,9 @@ def execute_checkout(
             + (" …" if len(missing) > 5 else ""),
             hint="run `gart pull NAME` (or `gart fetch NAME`) to download them",
         )
+    for entry in chunked:
+        if lists[entry.oid].size != entry.size:
+            raise size_error(entry, lists[entry.oid].size)
     _preflight(plan, store, root, loose_sources)
     placer = placer or Placer(root, store, link_types, anchor)
     try:
@@ -144,6 +161,10 @@ def execute_checkout(
                 placer.put_bytes(entry, data)
                 if progress:
                     progress(1)
+        for entry in chunked:
+            placer.put_chunked(entry, lists[entry.oid])
+            if progress:
+                progress(1)
         for entry in loose:
             source = loose_sources[entry.oid]
             assert source is not None

@@ -1237,6 +1237,43 @@ def _quiet_here(ctx: click.Context, _param: click.Parameter, value: bool) -> Non
         ctx.find_object(State).quiet = True  # type: ignore[union-attr]
 
 
+# -- gart du (storage use per version; issue 15) -------------------------------------------
+
+
+@cli.command("du")
+@click.argument("names", nargs=-1)
+@remote_option
+@click.option("--json", "as_json", is_flag=True, help="Print sizes as JSON.")
+def du_command(names: tuple[str, ...], remote_name: str | None, as_json: bool) -> None:
+    """Logical size, stored size and dedup ratio per artifact and version.
+
+    LOGICAL is the sum of a version's file sizes, STORED what its distinct objects take
+    (large files stored as chunks count their distinct chunks), NEW what it added over the
+    versions before it. In the local cache, or with -r in a remote.
+
+    \b
+    Examples:
+      gart du
+      gart du model -r storage --json
+    """
+    from gitartifacts.usage import disk_usage
+
+    usages = disk_usage(open_repo(), list(names), remote_name)
+    if as_json:
+        emit_json({"artifacts": [u.to_dict() for u in usages]})
+        return
+    rows = [("ARTIFACT", "VERSION", "LOGICAL", "STORED", "NEW", "DEDUP")]
+    for u in usages:
+        for v in u.versions:
+            rows.append((u.name, v.version, human_size(v.logical), human_size(v.stored),
+                         human_size(v.new), f"{v.ratio:.2f}x"))
+        rows.append((u.name, "total", human_size(u.logical), human_size(u.stored), "",
+                     f"{u.ratio:.2f}x"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
 def _add_quiet_everywhere(group: click.Group) -> None:
     """`gart push -q` as well as `gart -q push`: every command takes -q/--quiet."""
     for command in group.commands.values():

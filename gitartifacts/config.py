@@ -22,6 +22,8 @@ LOCAL_CONFIG_FILE = "config.local.yaml"
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_LINK_TYPES = ["reflink", "copy"]
 DEFAULT_PACK_THRESHOLD = 1 << 20
+DEFAULT_CHUNK_THRESHOLD = 8 << 20  # files this large are stored as content-defined chunks
+DEFAULT_CHUNK_AVG = 64 << 10
 DEFAULT_JOBS = 8
 MAX_JOBS = 256  # the same bound as `-j`
 REMOTE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -83,6 +85,8 @@ class Config:
     cache_dir: Path | None = None
     link_types: list[str] = field(default_factory=lambda: list(DEFAULT_LINK_TYPES))
     pack_threshold: int = DEFAULT_PACK_THRESHOLD
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD
+    chunk_avg: int = DEFAULT_CHUNK_AVG
     default_remote: str | None = None
     remotes: dict[str, RemoteConfig] = field(default_factory=dict)
     protected_aliases: list[str] = field(default_factory=list)
@@ -248,6 +252,9 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "type": Setting(f"one of {', '.join(LINK_TYPES)}, or a list of them in order of "
                         "preference", _is_link_types),
         "pack_threshold": Setting("a size in bytes, 0 or more", _int_from(0)),
+        "chunk_threshold": Setting("a size in bytes, 1 MiB (1048576) or more",
+                                   _int_from(1 << 20)),
+        "chunk_avg": Setting("a size in bytes from 4096 to 1048576", _int_from(4096, 1 << 20)),
     },
     "aliases": {"protected": Setting("a list of alias names", _is_str_list)},
 }
@@ -406,6 +413,8 @@ def _build(root: Path, layers: list[tuple[str, dict[str, Any]]]) -> Config:
     link_types = cache.get("type", DEFAULT_LINK_TYPES)
     config.link_types = [link_types] if isinstance(link_types, str) else list(link_types)
     config.pack_threshold = cache.get("pack_threshold", DEFAULT_PACK_THRESHOLD)
+    config.chunk_threshold = cache.get("chunk_threshold", DEFAULT_CHUNK_THRESHOLD)
+    config.chunk_avg = cache.get("chunk_avg", DEFAULT_CHUNK_AVG)
     for name, body in (data.get("remotes") or {}).items():
         if "url" not in body:
             raise ConfigError(

@@ -24,6 +24,10 @@ from gitartifacts.paths import (
 )
 
 FORMAT_VERSION = 1
+# gart: 2 marks a manifest some of whose files may be stored as content-defined chunks
+# (docs/format.md §3.7): version-1 readers refuse it instead of failing to find the bytes.
+CHUNKED_FORMAT_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, CHUNKED_FORMAT_VERSION)
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_ENTRIES = 10_000_000
 MAX_METADATA_BYTES = 1 << 20
@@ -87,6 +91,9 @@ class Manifest:
     include: tuple[str, ...] = (".",)
     exclude: tuple[str, ...] = ()
     entries: tuple[Entry, ...] = ()
+    # The `gart:` line: 1, or 2 when files may be stored as chunks. Not part of the
+    # content: the digest, and so the version, never depends on it.
+    format: int = field(default=FORMAT_VERSION, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entries", tuple(sorted(self.entries)))
@@ -119,7 +126,7 @@ def dumps(manifest: Manifest) -> str:
     block = manifest.files_block
     files = "|\n" + "".join("  " + line + "\n" for line in block.splitlines()) if block else '""\n'
     return (
-        f"gart: {FORMAT_VERSION}\n"
+        f"gart: {manifest.format}\n"
         f"name: {_scalar(manifest.name)}\n"  # quoted when YAML would read it as non-string:
         f"type: {_scalar(manifest.type)}\n"  # a name such as `yes`, `null` or `0`
         f"description: {_scalar(manifest.description)}\n"
@@ -164,9 +171,10 @@ def _loads(text: str | bytes, what: str) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{what}: expected a mapping")
     version = data.get("gart")
-    if version != FORMAT_VERSION or isinstance(version, bool):  # `gart: true` == 1 in Python
+    if version not in READABLE_VERSIONS or isinstance(version, bool):  # `gart: true` == 1
         raise ManifestError(
-            f"{what}: manifest format gart: {version!r} is not supported (this gart reads 1)",
+            f"{what}: manifest format gart: {version!r} is not supported (this gart reads "
+            f"{' and '.join(map(str, READABLE_VERSIONS))})",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",
         )
     unknown = set(data) - set(_KEYS)
@@ -188,6 +196,7 @@ def _loads(text: str | bytes, what: str) -> Manifest:
             include=tuple(_expect(data, "include", list, what)),
             exclude=tuple(_expect(data, "exclude", list, what)),
             entries=_parse_files(files, what),
+            format=version,
         )
         if files:  # the block as read is the canonical block: reuse it instead of rebuilding
             manifest.__dict__["files_block"] = files
@@ -336,7 +345,7 @@ def _float(value: float) -> str:
     return mantissa + e + exponent
 
 
-_PARSE_CACHE_VERSION = 1
+_PARSE_CACHE_VERSION = 2
 
 
 def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
@@ -352,10 +361,11 @@ def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
     try:
         raw = marshal.loads(path.read_bytes())
         if raw[0] == _PARSE_CACHE_VERSION:
-            _version, name, kind, description, metadata, root, include, exclude, rows, digest = raw
+            (_version, name, kind, description, metadata, root, include, exclude, rows, digest,
+             fmt) = raw
             new = tuple.__new__
             manifest = Manifest(name, kind, description, metadata, root, include, exclude,
-                                tuple([new(Entry, row) for row in rows]))
+                                tuple([new(Entry, row) for row in rows]), fmt)
             manifest.__dict__["digest"] = digest
             return manifest
     except (OSError, ValueError, EOFError, TypeError):
@@ -375,7 +385,7 @@ def remember(data: bytes, manifest: Manifest, cache_dir: Path) -> None:
         blob = marshal.dumps((
             _PARSE_CACHE_VERSION, manifest.name, manifest.type, manifest.description,
             manifest.metadata, manifest.path, manifest.include, manifest.exclude,
-            [tuple(e) for e in manifest.entries], manifest.digest,
+            [tuple(e) for e in manifest.entries], manifest.digest, manifest.format,
         ))
         atomic_write(cache_dir / key[:2] / key, blob)
     except (OSError, ValueError):

@@ -3,6 +3,7 @@
 The same class serves the local cache and every remote. Layout (see docs/format.md):
 
     files/sha256/<2 hex>/<62 hex>    loose object (large files), verifiable with sha256sum
+    chunks/sha256/<2 hex>/<62 hex>   chunk list of a file stored as chunks (see chunking.py)
     packs/<pack-id>.pack             small objects back to back after an 8-byte magic
     packs/<pack-id>.idx              sorted table oid -> offset, length; written after its pack
 
@@ -68,6 +69,14 @@ def loose_key(oid: str) -> str:
     return f"files/sha256/{oid[:2]}/{oid[2:]}"
 
 
+CHUNK_LISTS = "chunks/sha256"
+
+
+def chunk_list_key(oid: str) -> str:
+    """Where the chunk list of a file stored as chunks lives (keyed by the file's oid)."""
+    return f"{CHUNK_LISTS}/{oid[:2]}/{oid[2:]}"
+
+
 class PackLocation(NamedTuple):
     """Where a packed object sits: which pack, at what offset, how long."""
 
@@ -130,12 +139,16 @@ class LocalBackend:
         finally:
             os.close(fd)
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | list[bytes]) -> None:
+        """Write `data` (or its parts, back to back: no joined copy) under `key`, durably."""
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(temp_name(str(self._temp_dir(key, final))))
         with open(tmp, "xb") as handle:
-            handle.write(data)
+            if isinstance(data, list):
+                handle.writelines(data)
+            else:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         testhooks.hit()  # crash suite: killed after the bytes, before the rename
@@ -490,8 +503,13 @@ class ObjectStore:
         pack_threshold: int = DEFAULT_PACK_THRESHOLD,
         pack_target: int = DEFAULT_PACK_TARGET,
         drop_corrupt: bool = False,
+        chunk_threshold: int | None = None,
+        chunk_avg: int = 64 << 10,
     ) -> None:
         self.backend = backend
+        # Files at least this large are written as content-defined chunks (None: never).
+        self.chunk_threshold = chunk_threshold
+        self.chunk_avg = chunk_avg
         self.index_cache = index_cache
         # The local cache drops what it finds corrupt, so the next pull fetches it again;
         # a remote is never changed by a reader.
@@ -716,27 +734,35 @@ class ObjectStore:
         os.replace(file, final)
 
     def has(self, oid: str) -> bool:
-        return oid in self.packed_oids or self.backend.exists(loose_key(oid))
+        return (oid in self.packed_oids or self.backend.exists(loose_key(oid))
+                or self.backend.exists(chunk_list_key(oid)))
 
     def missing(self, oids: Collection[str]) -> set[str]:
-        """Which of `oids` the store lacks: packed lookups, then probes or prefix listings."""
+        """Which of `oids` the store lacks: packed lookups, then probes or prefix listings of
+        loose objects, then of chunk lists (a file stored as chunks counts as present: its
+        list is written only after its chunks)."""
         rest = set(oids) - self.packed_oids
         if not rest:
             return set()
+        rest = self._absent_under("files/sha256", rest)
+        return self._absent_under(CHUNK_LISTS, rest) if rest else rest
+
+    def _absent_under(self, top: str, rest: set[str]) -> set[str]:
+        """Which of `rest` have no file `top/<2 hex>/<62 hex>`: probes, or prefix listings."""
         if len(rest) < LIST_INSTEAD_OF_PROBE:
-            return {oid for oid in rest if not self.backend.exists(loose_key(oid))}
+            return {oid for oid in rest if not self.backend.exists(f"{top}/{oid[:2]}/{oid[2:]}")}
         by_prefix: dict[str, set[str]] = {}
         for oid in rest:
             by_prefix.setdefault(oid[:2], set()).add(oid[2:])
         absent: set[str] = set()
         # One listing says which prefix directories exist at all; only those are listed
         # (2,000 oids span all 256 prefixes: without this a fresh S3 remote costs 512 GETs).
-        prefixes = set(self.backend.list("files/sha256"))
+        prefixes = set(self.backend.list(top))
         for prefix, tails in by_prefix.items():
             if prefix not in prefixes:
                 absent.update(prefix + tail for tail in tails)
                 continue
-            present = set(self.backend.list(f"files/sha256/{prefix}"))
+            present = set(self.backend.list(f"{top}/{prefix}"))
             absent.update(prefix + tail for tail in tails - present)
         return absent
 
@@ -865,6 +891,7 @@ class ObjectStore:
         if location is not None:
             self._drop_packed(location.pack_id)
         self.backend.delete(loose_key(oid))
+        self.backend.delete(chunk_list_key(oid))
 
     def _lost_pack(self, pack_id: str) -> None:
         """A pack vanished under its index: stop using the index (cache only)."""
@@ -902,8 +929,8 @@ class ObjectStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def writer(self, auto_flush: bool = True) -> ObjectWriter:
-        return ObjectWriter(self, auto_flush=auto_flush)
+    def writer(self, auto_flush: bool = True, pack_all: bool = False) -> ObjectWriter:
+        return ObjectWriter(self, auto_flush=auto_flush, pack_all=pack_all)
 
     def _register_pack(self, pack_id: str, index: bytes) -> None:
         if not self._refreshed:
@@ -1007,9 +1034,10 @@ class ObjectWriter:
     `store.missing`, and duplicates within one writer are dropped here.
     """
 
-    def __init__(self, store: ObjectStore, auto_flush: bool = True) -> None:
+    def __init__(self, store: ObjectStore, auto_flush: bool = True, pack_all: bool = False) -> None:
         self.store = store
         self.auto_flush = auto_flush
+        self.pack_all = pack_all  # chunks are always packed, whatever pack_threshold says
         self._chunks: list[bytes] = [PACK_MAGIC]
         self._entries: dict[str, PackLocation] = {}
         self._offset = len(PACK_MAGIC)
@@ -1034,7 +1062,7 @@ class ObjectWriter:
         """Store an object whose bytes are in memory (the caller has verified `oid`)."""
         if oid in self._entries or oid in self.store.packed_oids:
             return
-        if len(data) >= self.store.pack_threshold:
+        if len(data) >= self.store.pack_threshold and not self.pack_all:
             self.store.backend.write(loose_key(oid), data)
             self._make_read_only(oid)
             self.loose_written += 1
@@ -1111,7 +1139,8 @@ class ObjectWriter:
             oid: PackLocation(pack_id, loc.offset, loc.length) for oid, loc in self._entries.items()
         }
         backend = self.store.backend
-        backend.write(f"packs/{pack_id}.pack", b"".join(self._chunks))
+        pack = self._chunks if isinstance(backend, LocalBackend) else b"".join(self._chunks)
+        backend.write(f"packs/{pack_id}.pack", pack)
         index = serialize_index(entries)
         backend.write(f"packs/{pack_id}.idx", index)
         if self.store.index_cache is not None:

@@ -11,9 +11,12 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gitartifacts import chunking
 from gitartifacts.errors import (
+    CorruptObjectError,
     InvalidPathError,
     ManifestError,
+    ObjectNotFoundError,
 )
 from gitartifacts.fsutil import temp_name
 from gitartifacts.hashing import FileStat, hash_file
@@ -209,6 +212,39 @@ class Placer:
                 return
             where = os.path.join(self.root, entry.path)
             raise OSError(f"no configured link type works for {where}")
+
+        self._place(entry, fill, lambda: placed)
+
+    def put_chunked(self, entry: Entry, listing: chunking.ChunkList) -> None:
+        """Reassemble a file stored as chunks into a temp file beside its final name, and
+        rename it into place only if the whole file hashes to its oid. A missing or corrupt
+        chunk leaves nothing at the final path: the file's list and its bad chunks are
+        removed from the cache (so a pull fetches them again) and the path is reported."""
+        if entry.oid in self._bad:
+            self.corrupt.append((entry.path, entry.oid))
+            return
+        if listing.size != entry.size:
+            raise size_error(entry, listing.size)
+        placed = False
+
+        def fill(dfd: int, tmp: str) -> None:
+            nonlocal placed
+            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
+            try:
+                digest = chunking.assemble(self.store, listing, fd)
+            except (CorruptObjectError, ObjectNotFoundError):
+                digest = ""
+            finally:
+                os.close(fd)
+            if digest != entry.oid:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dfd)
+                self._bad.add(entry.oid)
+                self.corrupt.append((entry.path, entry.oid))
+                with contextlib.suppress(OSError, CorruptObjectError):
+                    chunking.drop_chunked(self.store, listing)
+                return
+            placed = True
 
         self._place(entry, fill, lambda: placed)
 

@@ -75,7 +75,8 @@ class RepoCore:
     def cache(self) -> ObjectStore:
         if self._cache is None:
             self._cache = ObjectStore.local(
-                self.config.cache_path, pack_threshold=self.config.pack_threshold
+                self.config.cache_path, pack_threshold=self.config.pack_threshold,
+                chunk_threshold=self.config.chunk_threshold, chunk_avg=self.config.chunk_avg,
             )
         else:  # another process may have packed objects since this Repo last looked
             self._cache.revalidate()
@@ -155,6 +156,11 @@ class RepoCore:
         return _resolve_in(self.git, self.registry, parsed.name, parsed.ref, offline)
 
     def write_manifest(self, manifest: Manifest) -> Path:
+        # A file this large is stored as chunks: version-1 readers must refuse the manifest.
+        chunked = any(e.size >= self.config.chunk_threshold for e in manifest.entries)
+        fmt = manifestmod.CHUNKED_FORMAT_VERSION if chunked else manifestmod.FORMAT_VERSION
+        if manifest.format != fmt:
+            manifest = replace(manifest, format=fmt)
         path = self.manifest_path(manifest.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = manifestmod.dumps(manifest).encode("utf-8")

@@ -277,6 +277,9 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         """Verify every object in the cache; also clears temp files of killed writers."""
         self.cache.remove_stale_temp()
         problems = self.cache.verify()
+        from gitartifacts.chunking import verify_lists
+
+        problems += verify_lists(self.cache)
         problems += [f"{path}: tracked by git although gart keeps it private; gart ignores it "
                      "(remove it with `git rm --cached`)" for path in self.tracked_private_files()]
         return problems

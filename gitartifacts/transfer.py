@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitartifacts import testhooks
+from gitartifacts import chunking, testhooks
 from gitartifacts.errors import CorruptObjectError, GartError
 from gitartifacts.objects import (
     FsspecBackend,
@@ -23,6 +23,7 @@ from gitartifacts.objects import (
     ObjectStore,
     check_bytes,
     check_file,
+    chunk_list_key,
     loose_key,
     temp_name,
 )
@@ -124,6 +125,9 @@ def push(
     if small:
         _push_packed(cache, remote, small, result, progress)
     sources = {oid: cache.loose_path(oid) for oid in large}
+    chunked = [oid for oid, path in sources.items() if path is None]
+    if chunked:
+        _push_chunked(cache, remote, chunked, jobs, result, progress)
     pairs = [(oid, path) for oid, path in sources.items() if path is not None]
     backend = remote.backend
 
@@ -153,14 +157,82 @@ def push(
     return result
 
 
+def _owners(lists: dict[str, chunking.ChunkList]) -> dict[str, list[str]]:
+    """chunk oid -> the file oids whose lists name it."""
+    owners: dict[str, list[str]] = {}
+    for oid, listing in lists.items():
+        for chunk in listing.chunk_oids:
+            owners.setdefault(chunk, []).append(oid)
+    return owners
+
+
+def _blame(sub: TransferResult, owners: dict[str, list[str]], result: TransferResult) -> None:
+    """Report each failed chunk under the files it belongs to (so errors name the file)."""
+    for chunk, reason in sub.failed.items():
+        for oid in owners.get(chunk, ()):
+            result.failed.setdefault(oid, f"chunk {chunk}: {reason}")
+
+
+def _push_chunked(
+    cache: ObjectStore,
+    remote: ObjectStore,
+    oids: list[str],
+    jobs: int,
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    """Files stored as chunks: upload the chunks the remote lacks (packed), then, once they
+    are all confirmed, each file's chunk list (its presence proves its chunks)."""
+    lists: dict[str, chunking.ChunkList] = {}
+    for oid in oids:
+        try:
+            listing = chunking.chunk_list(cache, oid)
+        except CorruptObjectError as exc:
+            result.failed[oid] = f"{exc.message}; removed from the local cache"
+            continue
+        if listing is None:
+            result.failed[oid] = "not in the local cache"
+            continue
+        lists[oid] = listing
+    owners = _owners(lists)
+    on_remote = remote.packed_oids
+    need = [chunk for chunk in owners if chunk not in on_remote]
+    sub = TransferResult()
+    if need:
+        _push_packed(cache, remote, need, sub, progress, pack_all=True)
+    _blame(sub, owners, result)
+    result.bytes += sub.bytes
+    for oid in lists:
+        if "corrupt" in result.failed.get(oid, ""):
+            cache.drop(oid)  # the list names a chunk the cache lost: `gart add` stores it anew
+    ready = [oid for oid in lists if oid not in result.failed]
+    backend = remote.backend
+
+    async def put_async(fs: Any, oid: str) -> None:
+        await fs._pipe_file(backend.path(chunk_list_key(oid)), lists[oid].serialize())
+
+    outcomes = _run_many(
+        backend, jobs, ready,
+        lambda oid: backend.write(chunk_list_key(oid), lists[oid].serialize()),
+        put_async if isinstance(backend, FsspecBackend) and backend.atomic_put else None,
+    )
+    for oid, outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            result.failed[oid] = _describe(outcome)
+        else:
+            result.transferred += 1
+
+
 def _push_packed(
     cache: ObjectStore,
     remote: ObjectStore,
     oids: Iterable[str],
     result: TransferResult,
     progress: ProgressHook | None,
+    pack_all: bool = False,
 ) -> None:
-    writer = remote.writer(auto_flush=False)  # flushed here, so uploads are retried
+    # flushed here, so uploads are retried
+    writer = remote.writer(auto_flush=False, pack_all=pack_all)
     pending: list[tuple[str, int]] = []
 
     def flush() -> None:
@@ -206,6 +278,8 @@ def fetch(
     remote_packed = remote.packed
     in_packs = [oid for oid in need if oid in remote_packed]
     loose = sorted(need - set(in_packs))
+    chunked = chunking.listed(remote, set(loose))
+    loose = [oid for oid in loose if oid not in chunked]
     absent = remote.missing(loose) if loose else set()
     _report_absent(remote, absent, result)
     loose = [oid for oid in loose if oid not in absent]
@@ -214,7 +288,63 @@ def fetch(
         _retry_with_fresh_indexes(remote, cache, in_packs, jobs, result, progress)
     if loose:
         _fetch_loose(remote, cache, loose, jobs, result, progress)
+    if chunked:
+        _fetch_chunked(remote, cache, sorted(chunked), jobs, result, progress)
     return result
+
+
+def _fetch_chunked(
+    remote: ObjectStore,
+    cache: ObjectStore,
+    oids: list[str],
+    jobs: int,
+    result: TransferResult,
+    progress: ProgressHook | None,
+) -> None:
+    """Files stored as chunks on the remote: read their lists, fetch the chunks the cache
+    lacks (verified like any packed object), then install each list whose chunks all
+    arrived. The whole file is verified when it is reassembled (checkout)."""
+    backend = remote.backend
+
+    async def get_async(fs: Any, oid: str) -> bytes:
+        return bytes(await fs._cat_file(backend.path(chunk_list_key(oid))))
+
+    datas = _run_many(
+        backend, jobs, oids, lambda oid: backend.read(chunk_list_key(oid)),
+        get_async if isinstance(backend, FsspecBackend) else None,
+    )
+    lists: dict[str, chunking.ChunkList] = {}
+    for oid, data in zip(oids, datas, strict=True):
+        where = f"{remote.describe()}/{chunk_list_key(oid)}"
+        if isinstance(data, FileNotFoundError):
+            result.failed[oid] = f"missing on the remote ({where})"
+            continue
+        if isinstance(data, BaseException):
+            result.failed[oid] = f"{_describe(data)} ({where})"
+            continue
+        try:
+            lists[oid] = chunking.ChunkList.parse(data, oid)
+        except CorruptObjectError as exc:
+            result.failed[oid] = f"{exc.message} ({where})"
+    owners = _owners(lists)
+    in_cache = cache.packed_oids
+    want = [chunk for chunk in owners if chunk not in in_cache]
+    remote_packed = remote.packed
+    sub = TransferResult()
+    for chunk in want:
+        if chunk not in remote_packed:
+            sub.failed[chunk] = f"missing on the remote ({remote.describe()})"
+    get = [chunk for chunk in want if chunk in remote_packed]
+    if get:
+        _fetch_packed(remote, cache, get, jobs, sub, progress, pack_all=True)
+        _retry_with_fresh_indexes(remote, cache, get, jobs, sub, progress, pack_all=True)
+    _blame(sub, owners, result)
+    result.bytes += sub.bytes
+    for oid, listing in lists.items():
+        if oid in result.failed:
+            continue
+        cache.backend.write(chunk_list_key(oid), listing.serialize())
+        result.transferred += 1
 
 
 def _report_absent(remote: ObjectStore, absent: Iterable[str], result: TransferResult) -> None:
@@ -232,6 +362,7 @@ def _retry_with_fresh_indexes(
     jobs: int,
     result: TransferResult,
     progress: ProgressHook | None,
+    pack_all: bool = False,
 ) -> None:
     """Objects from a pack did not verify though the remote's index was a kept local copy:
     that copy may be stale or forged (.gart/tmp is only a cache). Read the index from the
@@ -253,7 +384,7 @@ def _retry_with_fresh_indexes(
     present = [oid for oid in again if oid in packed]
     _report_absent(remote, remote.missing(set(again) - set(present)), result)
     if present:
-        _fetch_packed(remote, cache, present, jobs, result, progress)
+        _fetch_packed(remote, cache, present, jobs, result, progress, pack_all)
 
 
 def _fetch_packed(
@@ -263,6 +394,7 @@ def _fetch_packed(
     jobs: int,
     result: TransferResult,
     progress: ProgressHook | None,
+    pack_all: bool = False,
 ) -> None:
     packed = remote.packed
     sizes = remote.pack_sizes()
@@ -333,7 +465,7 @@ def _fetch_packed(
         backend, jobs, ranged, range_sync,
         range_async if isinstance(backend, FsspecBackend) else None,
     )
-    with cache.writer() as writer:
+    with cache.writer(pack_all=pack_all) as writer:
         for oid, data in zip(ranged, datas, strict=True):
             pack_id = packed[oid].pack_id
             try:

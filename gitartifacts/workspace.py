@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from gitartifacts import chunking
 from gitartifacts.errors import (
     InvalidPathError,
 )
@@ -215,7 +216,8 @@ def compute_digests(
                     writer.add_bytes(oid, data)
             if progress:
                 progress(len(batch))
-        hash_large = _store_large(writer) if writer is not None else _hash_only
+        hash_large = (_store_large(writer, store) if writer is not None and store is not None
+                      else _hash_only)
         for wf, (oid, size) in zip(large, pool.map(hash_large, large), strict=True):
             result.digests[wf.path] = (oid, size)
             fresh.append((wf.abspath, _restat(wf, size), oid))
@@ -261,8 +263,12 @@ def _hash_only(wf: WorkFile) -> tuple[str, int]:
     return hash_file(wf.abspath)
 
 
-def _store_large(writer: ObjectWriter) -> Callable[[WorkFile], tuple[str, int]]:
+def _store_large(
+    writer: ObjectWriter, objects: ObjectStore
+) -> Callable[[WorkFile], tuple[str, int]]:
     def store(wf: WorkFile) -> tuple[str, int]:
+        if chunking.is_chunked(objects, wf.stat.size):
+            return chunking.store_file(objects, Path(wf.abspath))
         return writer.add_file(Path(wf.abspath))
 
     return store

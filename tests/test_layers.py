@@ -26,6 +26,7 @@ ROWS: dict[str, float] = {
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "gitplumbing": 5,  # over gitcli: hook paths, git config, pushed commit ranges
     "storeops": 5.5,  # survey, sweep, repack, store locks (gc / fsck --remote)
+    "chunking": 5.2,  # large files as content-defined chunks
     "placer": 5.5,  # safe file placement over the store
     "gitmeta": 5.5,  # path-list commits and refs/gart/ records, over gitcli's runner
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
@@ -35,6 +36,7 @@ ROWS: dict[str, float] = {
     "sync": 6.7,  # push/fetch/pull need the three rooms above
     "integrity": 6.75,  # gc, fsck --remote, and the locks around add/pull/push
     "gates": 6.75,  # status --exit-code, push --dry-run, verify, conflict resolution
+    "usage": 6.7,  # `gart du`: sizes per version
     "foreign": 6.8,  # another repository's artifacts, no clone
     "api": 7,
     "hooks": 7.1,  # install-hooks and what each git hook does

@@ -1,0 +1,348 @@
+"""Large files as content-defined chunks: a small edit stores and sends little, every byte
+is verified on the way back, and interruptions converge (issue 15)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, init_git_repo
+from test_cli_remote import (
+    TESTS,
+    Project,
+    data_of,
+    faulty_remote,
+    temp_files,
+    with_local_remote,
+)
+
+from gitartifacts import chunking
+from gitartifacts.errors import CorruptObjectError
+from gitartifacts.hashing import StateCache
+from gitartifacts.manifest import Entry, Manifest, loads
+from gitartifacts.objects import ObjectStore, chunk_list_key
+from gitartifacts.workspace import compute_digests, scan
+
+MiB = 1 << 20
+CONFIG = "gart: 1\ncache:\n  chunk_threshold: 1048576\n  chunk_avg: 8192\n"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def packed_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "packs").glob("*.pack"))
+
+
+def store_tree(tmp: Path, root: Path, store: ObjectStore) -> Manifest:
+    files = scan(root)
+    result = compute_digests(files, StateCache(tmp / "state.db"), str(root) + "/", store=store)
+    entries = tuple(Entry(p, oid, size) for p, (oid, size) in result.digests.items())
+    return Manifest(name="m", path="data", entries=entries)
+
+
+# -- the chunk list ------------------------------------------------------------------------
+
+
+def test_a_chunk_list_round_trips_and_a_damaged_one_is_refused() -> None:
+    listing = chunking.ChunkList("ab" * 32, 7, (("cd" * 32, 3), ("ef" * 32, 4)))
+    data = listing.serialize()
+    assert data.startswith(b"GARTCL\x00\x01")
+    assert chunking.ChunkList.parse(data, "ab" * 32) == listing
+    damaged = bytearray(data)
+    damaged[20] ^= 1
+    with pytest.raises(CorruptObjectError, match="damaged"):
+        chunking.ChunkList.parse(bytes(damaged), "ab" * 32)
+    lying = chunking.ChunkList("ab" * 32, 8, listing.chunks).serialize()  # lengths != size
+    with pytest.raises(CorruptObjectError, match="add up"):
+        chunking.ChunkList.parse(lying, "ab" * 32)
+
+
+def test_a_large_file_is_stored_as_packed_chunks_under_its_whole_file_oid(tmp_path: Path) -> None:
+    data = random_bytes(3 * MiB)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big").write_bytes(data)
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    manifest = store_tree(tmp_path, tmp_path / "data", store)
+    oid = sha(data)
+    assert manifest.entries[0].oid == oid  # the oid does not depend on storage
+    assert not (tmp_path / "cache" / "files").exists()  # no loose copy
+    listing = chunking.chunk_list(store, oid)
+    assert listing is not None and listing.size == len(data)
+    assert 100 < len(listing.chunks) < 1000  # ~8 KiB average
+    assert all(c in store.packed_oids for c in chunking.chunk_oids(store, oid))
+    assert store.missing({oid}) == set()
+    assert chunking.read_range(store, oid, 1_000_000, 1_000_100) == data[1_000_000:1_000_100]
+    assert b"".join(chunking.iter_file(store, oid)) == data
+
+
+@pytest.mark.parametrize("edit", ["append", "overwrite", "insert"])
+def test_a_one_percent_edit_stores_about_one_percent(tmp_path: Path, edit: str) -> None:
+    data = random_bytes(4 * MiB, seed=1)
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "big").write_bytes(data)
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    store_tree(tmp_path, root, store)
+    before = packed_bytes(tmp_path / "cache")
+    rng = random.Random(2)
+    if edit == "append":
+        new = data + rng.randbytes(len(data) // 100)
+    elif edit == "overwrite":  # 1% in place, at 10 scattered offsets
+        buf = bytearray(data)
+        for i in range(10):
+            at = (i * len(data)) // 10 + 1234
+            buf[at : at + len(data) // 1000] = rng.randbytes(len(data) // 1000)
+        new = bytes(buf)
+    else:
+        middle = len(data) // 2
+        new = data[:middle] + rng.randbytes(len(data) // 100) + data[middle:]
+    (root / "big").write_bytes(new)
+    manifest = store_tree(tmp_path, root, store)
+    added = packed_bytes(tmp_path / "cache") - before
+    assert manifest.entries[0].oid == sha(new)
+    assert added <= 0.05 * len(new), f"{edit}: {added} new bytes for a 1% edit"
+
+
+# -- through the command line --------------------------------------------------------------
+
+
+def chunk_project(tmp: Path, size: int = 3 * MiB) -> Project:
+    """A work clone whose artifact `model` holds one large (chunked) and two small files."""
+    origin = tmp / "origin.git"
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(origin))
+    work = init_git_repo(tmp / "work")
+    git(work, "remote", "add", "origin", str(origin))
+    files = {"weights.bin": random_bytes(size, seed=3), "a.txt": b"alpha\n", "b.txt": b"beta\n"}
+    for rel, data in files.items():
+        (work / "model" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / "model" / rel).write_bytes(data)
+    project = Project(tmp, origin, work, files)
+    project.ok("init")
+    (work / ".gart" / "config.yaml").write_text(CONFIG)
+    project.ok("add", "model", "--name", "model")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "model")
+    git(work, "push", "-q", "origin", "main")
+    return project
+
+
+@pytest.fixture
+def chunked(tmp_path: Path, git_env: None) -> Project:
+    return chunk_project(tmp_path)
+
+
+def edit_and_commit(project: Project, seed: int = 5) -> bytes:
+    path = project.work / "model" / "weights.bin"
+    data = bytearray(path.read_bytes())
+    at = len(data) // 3
+    data[at : at + 20_000] = random_bytes(20_000, seed=seed)
+    path.write_bytes(bytes(data))
+    project.files["weights.bin"] = bytes(data)
+    project.ok("add", "model", "--name", "model")
+    git(project.work, "commit", "-q", "-am", f"edit {seed}")
+    git(project.work, "push", "-q", "origin", "main")
+    return bytes(data)
+
+
+def test_push_sends_only_the_chunks_the_remote_lacks_and_pull_reassembles(
+    chunked: Project,
+) -> None:
+    manifest = (chunked.work / ".gart" / "artifacts" / "model.yaml").read_text()
+    assert manifest.startswith("gart: 2\n")  # version-1 readers refuse it
+    assert loads(manifest).format == 2
+    remote = with_local_remote(chunked)
+    chunked.commit_config()
+    first = json.loads(chunked.ok("push", "--json").out)
+    assert first["bytes"] >= 3 * MiB
+    assert (remote / chunk_list_key(chunked.oid("weights.bin"))).is_file()
+    assert not (remote / "files").exists()  # chunks travel in packs
+    edit_and_commit(chunked)
+    second = json.loads(chunked.ok("push", "--json").out)
+    assert second["bytes"] < 0.05 * 3 * MiB  # a 20 kB edit sends a few chunks, not 3 MiB
+    clone = chunked.clone()
+    chunked.ok("pull", "model@v1", cwd=clone)
+    assert data_of(clone / "model") == chunked.files
+    chunked.ok("pull", "model@v0", cwd=clone)
+    assert sha((clone / "model" / "weights.bin").read_bytes()) != chunked.oid("weights.bin")
+    fsck = chunked.ok("fsck", "--json", cwd=clone)
+    assert json.loads(fsck.out) == {"problems": []}
+
+
+def test_du_reports_logical_and_stored_sizes_per_version(chunked: Project) -> None:
+    with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    edit_and_commit(chunked)
+    chunked.ok("push")
+    for args in ((), ("-r", "storage")):
+        report = json.loads(chunked.ok("du", "model", "--json", *args).out)
+        (model,) = report["artifacts"]
+        v0, v1 = model["versions"]
+        assert v0["version"] == "v0" and v1["version"] == "v1"
+        assert v0["logical"] == v1["logical"] == 3 * MiB + 11
+        assert v1["new"] < 0.05 * 3 * MiB
+        assert model["stored"] < 1.1 * (3 * MiB)
+        assert model["dedup_ratio"] > 1.8
+    table = chunked.ok("du").out
+    assert "LOGICAL" in table and "v1" in table and "total" in table
+
+
+def test_a_corrupt_chunk_on_the_remote_fails_the_pull_naming_the_file(chunked: Project) -> None:
+    remote = with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    store = ObjectStore.local(remote, drop_corrupt=False)
+    chunk = chunking.chunk_oids(store, chunked.oid("weights.bin"))[5]
+    location = store.packed[chunk]
+    pack = remote / "packs" / f"{location.pack_id}.pack"
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[location.offset + 7] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    clone = chunked.clone()
+    result = chunked.gart("pull", "model", cwd=clone)
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert "model:weights.bin" in result.err and "corrupt" in result.err
+    assert not (clone / "model" / "weights.bin").exists()
+    assert not temp_files(clone / "model") if (clone / "model").exists() else True
+
+
+def test_a_corrupt_chunk_in_the_cache_is_never_placed_and_a_pull_repairs_it(
+    chunked: Project,
+) -> None:
+    with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    cache = chunked.work / ".gart" / "cache"
+    store = ObjectStore.local(cache)
+    oid = chunked.oid("weights.bin")
+    chunk = chunking.chunk_oids(store, oid)[3]
+    location = store.packed[chunk]
+    pack = cache / "packs" / f"{location.pack_id}.pack"
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[location.offset] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    target = chunked.work / "model" / "weights.bin"
+    target.unlink()
+    result = chunked.gart("checkout", "model")
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert "weights.bin" in result.err and "gart pull" in result.err
+    assert not target.exists() and not temp_files(chunked.work / "model")
+    assert not (cache / chunk_list_key(oid)).exists()  # dropped: the next pull refetches it
+    chunked.ok("pull", "model")
+    assert target.read_bytes() == chunked.files["weights.bin"]
+
+
+def test_a_missing_chunk_on_the_remote_fails_the_pull_naming_the_file(chunked: Project) -> None:
+    remote = with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    for idx in (remote / "packs").glob("*.idx"):  # the chunks' packs vanish, the list stays
+        idx.unlink()
+    clone = chunked.clone()
+    result = chunked.gart("pull", "model", cwd=clone)
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert "model:weights.bin" in result.err and "missing" in result.err
+
+
+# -- interruptions (a real SIGKILL) --------------------------------------------------------
+
+
+def run_until_stalled(marker: Path, *args: str, cwd: Path) -> None:
+    """Start `gart ARGS` (this checkout's code, plus faulty://), wait for the remote to
+    stall it, then SIGKILL it."""
+    path = [str(TESTS / "faultsite"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gitartifacts", *args], cwd=cwd, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if child.poll() is not None:
+            stderr = child.stderr.read().decode() if child.stderr else ""
+            pytest.fail(f"gart exited ({child.returncode}) before the remote stalled: {stderr}")
+        assert time.monotonic() < deadline, "the faulty remote never stalled"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    if child.stderr:
+        child.stderr.close()
+
+
+def test_a_killed_chunked_push_publishes_nothing_and_a_rerun_completes(
+    tmp_path: Path, git_env: None
+) -> None:
+    project = chunk_project(tmp_path, size=6 * MiB)
+    remote = with_local_remote(project)
+    marker = tmp_path / "stalled"
+    # Remote packs close at 32 MiB; chunk lists are written last: stall on the list.
+    faulty_remote(project, remote, "stalling", fault_method="pipe_file", fault_path="chunks/",
+                  fault_mode="stall", stall_marker=str(marker))
+    project.commit_config()
+    run_until_stalled(marker, "push", "-r", "stalling", cwd=project.work)
+    assert list((remote / "packs").glob("*.idx"))  # the chunks landed
+    lists = [p for p in (remote / "chunks").rglob("*") if p.is_file()]
+    assert lists and all(p.name.startswith(".tmp-") for p in lists)  # the list did not
+    assert "model@" not in git(project.origin, "tag", "--list")
+    again = json.loads(project.ok("push", "--json").out)
+    assert again["bytes"] < MiB  # the chunks already there are not sent again
+    clone = project.clone()
+    project.ok("pull", "model", cwd=clone)
+    assert data_of(clone / "model") == project.files
+
+
+def test_a_killed_chunked_pull_places_nothing_and_a_rerun_completes(
+    tmp_path: Path, git_env: None
+) -> None:
+    project = chunk_project(tmp_path, size=6 * MiB)
+    remote = with_local_remote(project)
+    project.ok("push")
+    marker = tmp_path / "stalled"
+    faulty_remote(project, remote, "stalling", fault_method="get_file", fault_path="packs/",
+                  fault_mode="stall", stall_marker=str(marker))
+    project.commit_config()
+    clone = project.clone()
+    local = clone / ".gart" / "config.local.yaml"
+    local.write_bytes((project.work / ".gart" / "config.local.yaml").read_bytes())
+    run_until_stalled(marker, "pull", "model", "-r", "stalling", "-j", "1", cwd=clone)
+    assert not (clone / "model" / "weights.bin").exists()
+    project.ok("pull", "model", cwd=clone)
+    assert data_of(clone / "model") == project.files
+    fsck = project.ok("fsck", "--json", cwd=clone)
+    assert json.loads(fsck.out) == {"problems": []}
+
+
+def test_small_artifacts_stay_format_1_and_an_unknown_format_is_refused(chunked: Project) -> None:
+    (chunked.work / "notes").mkdir()
+    (chunked.work / "notes" / "n.txt").write_text("hi\n")
+    chunked.ok("add", "notes", "--name", "notes")
+    text = (chunked.work / ".gart" / "artifacts" / "notes.yaml").read_text()
+    assert text.startswith("gart: 1\n")
+    with pytest.raises(Exception, match="upgrade gitartifacts|not supported"):
+        loads(text.replace("gart: 1\n", "gart: 3\n"))
+
+
+def test_fsck_reports_a_chunk_list_whose_chunks_are_gone(chunked: Project) -> None:
+    cache = chunked.work / ".gart" / "cache"
+    for idx in (cache / "packs").glob("*.idx"):
+        idx.unlink()
+    result = chunked.gart("fsck")
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert f"chunk list of {chunked.oid('weights.bin')}" in result.out
