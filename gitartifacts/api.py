@@ -5,6 +5,7 @@ from __future__ import annotations
 from gitartifacts.foreign import ForeignRepo
 from gitartifacts.gates import Gates
 from gitartifacts.ignore import IGNORE_FILE
+from gitartifacts.parts import Parts
 from gitartifacts.repocore import GART_GITIGNORE, RepoCore
 from gitartifacts.sync import PushResult
 from gitartifacts.tracking import AddResult, Artifact, ArtifactStatus, DiffResult, default_name
@@ -15,7 +16,7 @@ __all__ = [
 ]
 
 
-class Repo(Gates):
+class Repo(Parts, Gates):
     """A git repository with gart initialised in it.
 
     Its methods come from the rooms: `repocore` (config, git, cache, manifests, resolve),
