@@ -198,10 +198,10 @@ class Drafts(Sync):
         when the manifest is not the draft gart last wrote)."""
         manifest = self.load_manifest(name)
         record = self.draft_record(name)
-        if record is not None and record.digest == manifest.digest:
-            return manifest, record
         latest, versions = self._latest_number(name)
         base = next((v for v in reversed(versions) if v.digest == manifest.digest), None)
+        if record is not None and record.digest == manifest.digest and base is None:
+            return manifest, record  # the unpublished draft gart last wrote: keep its base
         return manifest, DraftRecord(name, base.label if base else None, manifest.digest,
                                      latest, manifest.digest)
 
@@ -344,9 +344,9 @@ class Drafts(Sync):
                     f"publish anyway as {base}'s content plus your changes: "
                     "`run.log_artifact(draft.publish_anyway())`")
         else:
-            hint = (f"rebase it onto {name}@v{latest} with `gart rebase {name}` (then commit "
-                    f"and push); or publish anyway as {base}'s content plus your changes with "
-                    f"`gart push {name} --publish-anyway`")
+            hint = (f"rebase it onto {name}@v{latest} with `gart rebase {name}`, then commit "
+                    f"and push; or publish anyway as {base}'s content plus your changes: "
+                    f"commit it, then `gart push {name} --publish-anyway`")
         raise BaseMovedError(
             f"{name}: this draft starts from {base}, but {name}@v{latest} was published "
             f"since; publishing it would drop what v{latest} changed, so nothing was published",
@@ -385,6 +385,18 @@ class Drafts(Sync):
             raise _transfer_error("push", result.failed, [manifest], store.describe())
         self.record_pushed(None, [manifest.digest])
         return self.publish_version(self.registry, manifest, commit, aliases)
+
+    def publish_logged_draft(self, manifest: Manifest, commit: str,
+                             aliases: Sequence[str] = ()) -> tuple[Version, bool, bool]:
+        """W&B's `log_artifact(draft)` after its commit: as `publish_logged`, uploading only
+        what the draft adds. Returns (version, created, shared)."""
+        try:
+            self.remote_config(None)
+        except UsageError:
+            return self.publish_logged(manifest, commit, aliases)  # local-only tags
+        version, created = self.publish_uploaded(manifest, commit, self.new_objects(manifest),
+                                                 aliases)
+        return version, created, self.registry.remote is not None
 
     # -- W&B's drafts ------------------------------------------------------------------
 
@@ -428,7 +440,6 @@ class Draft(Artifact):
         self.anyway = False
         self._repo = repo
 
-    @property
     def is_draft(self) -> bool:
         return True
 
