@@ -1161,7 +1161,7 @@ def _draft_done(state: State, repo: Any, result: Any, publish: bool, as_json: bo
                 what: str) -> None:
     version = created = None
     if publish:
-        version, created = repo.publish_draft(result.manifest.name)
+        version, created = repo.publish_draft(result.manifest.name, new_oids=result.new_oids)
     if as_json:
         emit_json(_draft_json(result, version))
         return
@@ -1187,7 +1187,8 @@ def _add_incremental(state: State, paths: tuple[str, ...], name: str | None,
                                 hint="name the artifact to add to: --name NAME")
     repo = open_repo()
     with state.bar(None, "hashing") as bar:
-        result = repo.add_incremental(list(paths), name, prefix=prefix, progress=bar)
+        result = repo.add_incremental(list(paths), name, prefix=prefix, progress=bar,
+                                      stage=not publish)
     _draft_done(state, repo, result, publish, as_json,
                 f"{result.added} file(s) added, {result.replaced} replaced")
 
@@ -1211,7 +1212,7 @@ def rm_command(state: State, name: str, paths: tuple[str, ...], publish: bool,
       gart rm images old/ --publish
     """
     repo = open_repo()
-    result = repo.remove_paths(name, list(paths))
+    result = repo.remove_paths(name, list(paths), stage=not publish)
     _draft_done(state, repo, result, publish, as_json, f"{result.removed} file(s) removed")
 
 

@@ -88,6 +88,7 @@ class DraftResult:
     stored: int = 0
     changed: bool = True
     overridden: list[str] = field(default_factory=list)  # rebase: paths both sides changed
+    new_oids: set[str] | None = None  # objects new to the published base (None: unknown)
 
 
 def apply_removals(entries: dict[str, Entry], paths: Iterable[str]) -> tuple[set[str], list[str]]:
@@ -205,13 +206,14 @@ class Drafts(Sync):
         return manifest, DraftRecord(name, base.label if base else None, manifest.digest,
                                      latest, manifest.digest)
 
-    def _write_draft(self, before: Manifest, after: Manifest, record: DraftRecord) -> bool:
+    def _write_draft(self, before: Manifest, after: Manifest, record: DraftRecord,
+                     stage: bool = True) -> bool:
         """Write the draft's manifest (staged when autostage) and its record."""
         record = replace(record, digest=after.digest)
         changed = after != before
         if changed:
             self.write_manifest(after)
-            if self.config.autostage:
+            if stage and self.config.autostage:
                 self.git.stage([self.manifest_relpath(after.name)])
         self._write_draft_record(record)
         return changed
@@ -235,9 +237,11 @@ class Drafts(Sync):
         name: str,
         prefix: str | None = None,
         progress: ProgressHook | None = None,
+        stage: bool = True,
     ) -> DraftResult:
         """Add files to the artifact's manifest (under `prefix`), keeping every other entry:
-        a file lands at `prefix/<its name>`, a directory's files at `prefix/<path inside>`."""
+        a file lands at `prefix/<its name>`, a directory's files at `prefix/<path inside>`.
+        `stage=False` leaves git's index alone (a commit follows at once)."""
         if not paths:
             raise UsageError("nothing to add", hint="give a file or directory, e.g. "
                              f"gart add batch/ --name {name} --incremental")
@@ -262,18 +266,19 @@ class Drafts(Sync):
         for rel in files:
             check_relative_path(rel, "artifact path")
         entries, hashed, stored = self.hash_into_cache(files, progress)
-        return self._apply(base, record, entries, (), hashed, stored)
+        return self._apply(base, record, entries, (), hashed, stored, stage)
 
-    def remove_paths(self, name: str, paths: Sequence[str]) -> DraftResult:
+    def remove_paths(self, name: str, paths: Sequence[str], stage: bool = True) -> DraftResult:
         """Remove files or whole directories (prefixes) from the artifact's manifest; every
         path must match something, or nothing changes."""
         if not paths:
             raise UsageError("nothing to remove", hint=f"e.g. gart rm {name} old/file.txt tmp/")
         base, record = self.start_draft(name)
-        return self._apply(base, record, {}, paths)
+        return self._apply(base, record, {}, paths, stage=stage)
 
     def _apply(self, base: Manifest, record: DraftRecord, added: dict[str, Entry],
-               removals: Sequence[str], hashed: int = 0, stored: int = 0) -> DraftResult:
+               removals: Sequence[str], hashed: int = 0, stored: int = 0,
+               stage: bool = True) -> DraftResult:
         entries = base.by_path()
         gone, missing = apply_removals(entries, removals)
         if missing:
@@ -284,9 +289,12 @@ class Drafts(Sync):
         changed = sum(1 for p, e in added.items() if p in entries and entries[p].oid != e.oid)
         entries.update(added)
         after = replace(base, entries=tuple(entries.values()))
-        wrote = self._write_draft(base, after, record)
+        wrote = self._write_draft(base, after, record, stage)
+        new_oids = None
+        if record.base is not None and base.digest == record.base_digest:
+            new_oids = {e.oid for e in added.values()} - {e.oid for e in base.entries}
         return DraftResult(after, replace(record, digest=after.digest), new, changed, len(gone),
-                           hashed, stored, wrote)
+                           hashed, stored, wrote, new_oids=new_oids)
 
     def rebase_draft(self, name: str) -> DraftResult:
         """Re-apply the draft's changes (relative to its base) onto the latest version."""
@@ -365,15 +373,17 @@ class Drafts(Sync):
 
     def publish_draft(self, name: str, aliases: Sequence[str] = (), anyway: bool = False,
                       extra_paths: Sequence[str] = (), message: str | None = None,
-                      ) -> tuple[Version, bool]:
-        """Commit the draft's manifest (only gart's files), upload what it adds, publish."""
+                      new_oids: set[str] | None = None) -> tuple[Version, bool]:
+        """Commit the draft's manifest (only gart's files), upload what it adds (`new_oids`
+        when the caller knows them), publish."""
         manifest = self.load_manifest(name)
         self.check_publishable(manifest, anyway)
         self.gitmeta.commit_paths([self.manifest_relpath(name), *extra_paths],
                                   message or f"gart: draft of {name}")
         head = self.git.head_commit()
         assert head is not None
-        return self.publish_uploaded(manifest, head, self.new_objects(manifest), aliases)
+        oids = new_oids if new_oids is not None else self.new_objects(manifest)
+        return self.publish_uploaded(manifest, head, oids, aliases)
 
     def publish_uploaded(self, manifest: Manifest, commit: str, oids: Collection[str],
                          aliases: Sequence[str] = ()) -> tuple[Version, bool]:

@@ -480,8 +480,7 @@ class Parts(Drafts):
             description=description if description is not None else merged_description,
             metadata=metadata if metadata is not None else merged_metadata,
             path=path, entries=tuple(entries.values()),
-        )
-        manifestmod.validate(manifest)
+        )  # validated when written (manifest.dumps), inside finish's claim
         return kept, skipped, manifest
 
     def _publish_merged(self, manifest: Manifest, aliases: Sequence[str], distributed_id: str,
