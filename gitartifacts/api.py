@@ -21,5 +21,6 @@ class Repo(Parts, Gates):
 
     Its methods come from the rooms: `repocore` (config, git, cache, manifests, resolve),
     `tracking` (add, save, status, checkout, diff), `remoteconfig` (remote_*),
-    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck) and `gates`
-    (status_gate, push_plan, verify, resolve_conflict)."""
+    `versioning` (versions, aliases), `sync` (push, fetch, pull, fsck), `gates`
+    (status_gate, push_plan, verify, resolve_conflict), `drafts` (add_incremental,
+    remove_paths, rebase_draft, publish_draft) and `parts` (upsert, finish, parts)."""
