@@ -1225,6 +1225,10 @@ def rebase_command(state: State, name: str, as_json: bool) -> None:
 
     For a draft whose base moved (someone published a newer version first); commit and
     push afterwards.
+
+    \b
+    Example:
+      gart rebase images && git commit -am "images: rebased" && gart push
     """
     repo = open_repo()
     result = repo.rebase_draft(name)
@@ -1293,6 +1297,11 @@ def finish_command(state: State, name: str, distributed_id: str, aliases: tuple[
     """Merge every part of a distributed version and publish it as one version.
 
     Commits the manifest (only gart's files) on the current branch; the parts are removed.
+
+    \b
+    Examples:
+      gart finish --name ingest --distributed-id run-2026-12-01 --alias fresh
+      gart finish --name ingest --distributed-id run-2026-12-01 --skip-incomplete
     """
     repo = open_repo()
     result = repo.finish(name, distributed_id, aliases=aliases, skip_incomplete=skip_incomplete)
@@ -1316,7 +1325,12 @@ def finish_command(state: State, name: str, distributed_id: str, aliases: tuple[
 @click.option("--distributed-id", "distributed_id", required=True, help="The shared id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the parts as JSON.")
 def parts_command(name: str, distributed_id: str, as_json: bool) -> None:
-    """What has been contributed to a distributed version: by which job, files, bytes."""
+    """What has been contributed to a distributed version: by which job, files, bytes.
+
+    \b
+    Example:
+      gart parts --name ingest --distributed-id run-2026-12-01 --json
+    """
     repo = open_repo()
     parts, finished = repo.parts(name, distributed_id)
     if as_json:
