@@ -27,9 +27,11 @@ from gitartifacts.aliases import Version
 from gitartifacts.errors import ArtifactNotFoundError, ConflictError, GartError, UsageError
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.hashing import FileStat
+from gitartifacts.integrity import Integrity
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.paths import check_relative_path
-from gitartifacts.sync import Sync, _transfer_error
+from gitartifacts.storeops import StoreLock
+from gitartifacts.sync import _transfer_error
 from gitartifacts.tracking import Artifact
 from gitartifacts.workspace import WorkFile, compute_digests, scan
 
@@ -169,8 +171,11 @@ def upload_objects(cache: ObjectStore, store: ObjectStore, oids: Collection[str]
     return result
 
 
-class Drafts(Sync):
-    """Incremental versions: add to / remove from a manifest without touching old bytes."""
+class Drafts(Integrity):
+    """Incremental versions: add to / remove from a manifest without touching old bytes.
+
+    Over `integrity`: hashing into the cache and uploading take the locks `add` and `push`
+    take, so a concurrent `gart gc` never collects what a draft is about to publish."""
 
     # -- the local record of a draft ---------------------------------------------------
 
@@ -226,8 +231,9 @@ class Drafts(Sync):
         many files were read and how many objects were new."""
         work = {rel: WorkFile(rel, os.path.abspath(local), FileStat.of(os.stat(local)))
                 for rel, local in files.items()}
-        result = compute_digests(work, self.state, "/", store=self.cache, progress=progress,
-                                 jobs=self.config.jobs)
+        with self.cache_locked():
+            result = compute_digests(work, self.state, "/", store=self.cache,
+                                     progress=progress, jobs=self.config.jobs)
         entries = {rel: Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()}
         return entries, result.hashed, result.stored
 
@@ -390,11 +396,12 @@ class Drafts(Sync):
         """Upload `oids` to the default remote (the rest are there already), then publish
         through the one publish step of `gart push`."""
         store = self.remote_store(None)
-        result = upload_objects(self.cache, store, oids, self.config.jobs)
-        if result.failed:
-            raise _transfer_error("push", result.failed, [manifest], store.describe())
-        self.record_pushed(None, [manifest.digest])
-        return self.publish_version(self.registry, manifest, commit, aliases)
+        with self.cache_locked(), StoreLock(store, exclusive=False, command="publish"):
+            result = upload_objects(self.cache, store, oids, self.config.jobs)
+            if result.failed:
+                raise _transfer_error("push", result.failed, [manifest], store.describe())
+            self.record_pushed(None, [manifest.digest])
+            return self.publish_version(self.registry, manifest, commit, aliases)
 
     def publish_logged_draft(self, manifest: Manifest, commit: str,
                              aliases: Sequence[str] = ()) -> tuple[Version, bool, bool]:

@@ -6,9 +6,11 @@ import fnmatch
 import re
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitartifacts import testhooks
 from gitartifacts.errors import (
     ArtifactNotFoundError,
     GitError,
@@ -178,6 +180,7 @@ class GitCommands:
         TagRaceError naming the tag and its value on the remote. A new sha of None deletes."""
         if not updates:
             return
+        testhooks.hit()  # crash suite
         args = ["push", "--atomic", "--porcelain"]
         specs = []
         for name, (expected, new) in sorted(updates.items()):
@@ -221,6 +224,42 @@ class GitCommands:
                 f"push to {remote} was rejected: {detail}",
                 hint=f"check `git push {remote}` by hand: access rights, hooks or the network",
             )
+
+    # ---- history walks for gc and fsck (integrity.py) ----------------------------------
+
+    def fetch_branches(self, remote: str = "origin") -> None:
+        """Update the remote-tracking branches of `remote` (what others pushed)."""
+        self._git_ok(["fetch", "--quiet", "--no-tags", "--", remote],
+                     f"fetching branches from {remote}", remote_hint(remote))
+        self._refresh()
+
+    def files_under(self, prefix: str, history: bool) -> dict[str, set[str]]:
+        """{blob sha: paths} of every file under `prefix` at the tip of each local and
+        remote-tracking branch or, with `history`, in any commit reachable from them."""
+        out: dict[str, set[str]] = {}
+        if history:
+            text = self._git_ok(
+                ["log", "--branches", "--remotes", "--full-history", "-m", "--raw",
+                 "--no-abbrev", "--no-renames", "--format=", "--", prefix],
+                "walking the history of the manifests", "check the repository with git log")
+            for line in text.splitlines():
+                meta, _, path = line.partition("\t")
+                fields = meta.split()
+                if line.startswith(":") and len(fields) >= 5 and set(fields[3]) != {"0"}:
+                    out.setdefault(fields[3], set()).add(path)
+            return out
+        tips = self._git_ok(["for-each-ref", "--format=%(objectname)", "refs/heads",
+                             "refs/remotes"], "listing branches", "check the repository")
+        for tip in sorted(set(tips.split())):
+            with suppress(GitError):  # a symbolic ref to a missing branch, a non-commit
+                listing = self._git_ok(["ls-tree", "-r", "--full-tree", tip, "--", prefix],
+                                       "listing a branch's manifests", "check the repository")
+                for line in listing.splitlines():
+                    meta, _, path = line.partition("\t")
+                    fields = meta.split()
+                    if len(fields) == 3 and fields[1] == "blob":
+                        out.setdefault(fields[2], set()).add(path)
+        return out
 
     def _git_ok(self, args: list[str], action: str, hint: str) -> str:
         return git_checked(self.root, args, action, hint)

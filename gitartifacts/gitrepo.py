@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitartifacts import testhooks
 from gitartifacts.errors import (
     GartError,
     GitError,
@@ -331,6 +332,8 @@ class GitRepo(GitCommands):
         target = commit if _FULL_SHA.fullmatch(commit) else self.resolve_rev(commit)
         from dulwich.objects import Commit, Tag
 
+        testhooks.hit()  # crash suite
+
         with _translate(f"creating tag {name}"):
             repo = self._dul
             obj = self._object(target.encode(), f"commit {target}")
@@ -393,6 +396,11 @@ class GitRepo(GitCommands):
         self.fetch_tag_refs(absent_keep, absent_move, remote=remote, depth=1)
         with _translate("updating the shallow file"):
             _unshallow_children(self._dul, self._dul.get_shallow() - before)
+
+    def read_blob(self, sha: str) -> bytes:
+        """A blob's bytes by its sha (gc and fsck read every manifest in history)."""
+        with _translate(f"reading blob {sha[:12]}"):
+            return bytes(self._object(sha.encode(), f"blob {sha[:12]}").as_raw_string())
 
     # ---- internals -------------------------------------------------------------------
 

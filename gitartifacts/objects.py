@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol
 
+from gitartifacts import testhooks
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
 from gitartifacts.fsutil import TEMP_PREFIX, temp_name
 from gitartifacts.hashing import hash_file
@@ -105,6 +106,11 @@ class LocalBackend:
     def exists(self, key: str) -> bool:
         return os.path.exists(self.root / key)
 
+    def _temp_dir(self, key: str, final: Path) -> Path:
+        """Loose objects are written under files/sha256/ (format.md §6.4), so a killed
+        writer's temporaries sit in one known directory; everything else beside its file."""
+        return self.root / "files" / "sha256" if key.startswith("files/sha256/") else final.parent
+
     def read(self, key: str) -> bytes:
         try:
             with open(self.root / key, "rb") as handle:
@@ -127,11 +133,12 @@ class LocalBackend:
     def write(self, key: str, data: bytes) -> None:
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(temp_name(str(final.parent)))
+        tmp = Path(temp_name(str(self._temp_dir(key, final))))
         with open(tmp, "xb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(tmp, final)
 
     def put_file(self, source: Path, key: str, oid: str | None = None) -> None:
@@ -141,7 +148,7 @@ class LocalBackend:
 
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(temp_name(str(final.parent)))
+        tmp = Path(temp_name(str(self._temp_dir(key, final))))
         try:
             if reflink(source, tmp):
                 digest = hash_file(tmp)[0] if oid is not None else None
@@ -155,6 +162,7 @@ class LocalBackend:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o444)
+            testhooks.hit()
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -228,6 +236,7 @@ class FsspecBackend:
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
 
     def write(self, key: str, data: bytes) -> None:
+        testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
                 self.fs.pipe_file(self.path(key), data)
@@ -242,6 +251,7 @@ class FsspecBackend:
         """Upload `source`; with `oid` it is hashed first and refused unless it matches."""
         if oid is not None:
             check_file(oid, source)
+        testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
                 self.fs.put_file(str(source), self.path(key))
@@ -687,6 +697,7 @@ class ObjectStore:
                 f"object {bad[0]} is corrupt (pack {pack_id}: {len(bad)} of its index rows "
                 "do not match the pack's bytes)")
         (root / "packs").mkdir(parents=True, exist_ok=True)
+        testhooks.hit()
         os.replace(pack_file, root / "packs" / f"{pack_id}.pack")
         self.backend.write(f"packs/{pack_id}.idx", index)
         self._register_pack(pack_id, index)
@@ -701,6 +712,7 @@ class ObjectStore:
         final = root / loose_key(oid)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(file, 0o444)
+        testhooks.hit()
         os.replace(file, final)
 
     def has(self, oid: str) -> bool:
@@ -1064,6 +1076,7 @@ class ObjectWriter:
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
+                testhooks.hit()
                 os.replace(tmp, final)
                 self.loose_written += 1
         except BaseException:

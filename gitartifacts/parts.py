@@ -19,6 +19,7 @@ W&B's `run.upsert_artifact(art, distributed_id=ID)` in every worker and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,8 +45,10 @@ from gitartifacts.errors import (
     UsageError,
 )
 from gitartifacts.gitcli import first_line, git_checked, remote_hint, run_git
+from gitartifacts.integrity import Roots
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.paths import ALIAS_RE, check_relative_path, validate_name, validate_type
+from gitartifacts.storeops import StoreLock
 from gitartifacts.workspace import scan
 
 if TYPE_CHECKING:
@@ -301,16 +304,19 @@ class Parts(Drafts):
         declared = self._store_blob(part.dumps())
         old = seen.get(ref)
         self._push_refs(remote, {ref: (old, declared)}, f"part {job} of {name}@{distributed_id}")
-        result = upload_objects(self.cache, store, {e.oid for e in entries.values()},
-                                self.config.jobs)
-        if result.failed:
-            from gitartifacts.sync import _transfer_error
+        # Under a shared store lock until the part is complete: gc counts parts as live.
+        with self.cache_locked(), StoreLock(store, exclusive=False, command="upsert"):
+            result = upload_objects(self.cache, store, {e.oid for e in entries.values()},
+                                    self.config.jobs)
+            if result.failed:
+                from gitartifacts.sync import _transfer_error
 
-            raise _transfer_error("push", result.failed, [Manifest(
-                name=name, entries=tuple(entries.values()))], store.describe())
-        part.state = "complete"
-        done = self._store_blob(part.dumps())
-        self._push_refs(remote, {ref: (declared, done)}, f"part {job} of {name}@{distributed_id}")
+                raise _transfer_error("push", result.failed, [Manifest(
+                    name=name, entries=tuple(entries.values()))], store.describe())
+            part.state = "complete"
+            done = self._store_blob(part.dumps())
+            self._push_refs(remote, {ref: (declared, done)},
+                            f"part {job} of {name}@{distributed_id}")
         part.sha = done
         after = self._ls_remote(remote, finished_ref)
         if finished_ref in after:
@@ -358,6 +364,32 @@ class Parts(Drafts):
             hint="a new version needs a new --distributed-id (distributed_id=...)",
         )
 
+    # -- gc: parts keep their blobs alive --------------------------------------------------
+
+    def roots(self, keep_versions: int | None = None, fetch: bool = True,
+              working: bool = True, history: bool = True) -> Roots:
+        """integrity's live manifests, plus every part on origin: blobs sent by `upsert`
+        stay until `finish` publishes them (or the part is deleted)."""
+        out = super().roots(keep_versions, fetch, working, history)
+        remote = self.registry.remote
+        if fetch and remote is not None:
+            with contextlib.suppress(GartError):
+                git_checked(self.root, ["fetch", "--no-tags", "--prune", "--quiet", "--",
+                                        remote, f"+{PARTS}*:{PARTS}*"],
+                            "fetching parts", remote_hint(remote))
+        listing = git_checked(self.root, ["for-each-ref", "--format=%(objectname) %(refname)",
+                                          PARTS], "listing parts", "run `git fsck`")
+        for line in listing.splitlines():
+            sha, _, ref = line.partition(" ")
+            try:
+                part = Part.loads(self._read_blob(sha, ref), ref)
+            except GartError as exc:
+                out.problems.append(f"{ref}: {exc.message}")
+                continue
+            out.manifests[f"{ref} (part)"] = Manifest(name=part.name,
+                                                      entries=tuple(part.entries.values()))
+        return out
+
     # -- parts -----------------------------------------------------------------------------
 
     def parts(self, name: str, distributed_id: str) -> tuple[list[Part], dict[str, Any] | None]:
@@ -403,11 +435,13 @@ class Parts(Drafts):
         self._push_refs(remote, {finished_ref: (old_marker, claim)},
                         f"finishing {name}@{distributed_id}")
         try:
-            parts, skipped, manifest = self._merge_checked(name, distributed_id, part_prefix,
-                                                           skip_incomplete, type, description,
-                                                           metadata)
-            version, created = self._publish_merged(manifest, aliases, distributed_id,
-                                                    extra_paths)
+            store = self.remote_store(None)
+            with StoreLock(store, exclusive=False, command="finish"):
+                parts, skipped, manifest = self._merge_checked(
+                    name, distributed_id, part_prefix, skip_incomplete, type, description,
+                    metadata)
+                version, created = self._publish_merged(manifest, aliases, distributed_id,
+                                                        extra_paths)
         except BaseException:
             self._push_refs_quietly(remote, {finished_ref: (claim, None)})
             raise

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from gitartifacts import config as configmod
 from gitartifacts import manifest as manifestmod
+from gitartifacts import testhooks
 from gitartifacts.aliases import Registry, Resolved, check_digest
 from gitartifacts.errors import ArtifactNotFoundError, InvalidPathError, ManifestError
 from gitartifacts.fsutil import atomic_write
@@ -157,6 +158,7 @@ class RepoCore:
         path = self.manifest_path(manifest.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = manifestmod.dumps(manifest).encode("utf-8")
+        testhooks.hit()
         atomic_write(path, data)
         manifestmod.remember(data, manifest, self._parsed_manifests)
         return path

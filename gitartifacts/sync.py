@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitartifacts import manifest as manifestmod
+from gitartifacts import testhooks
 from gitartifacts.aliases import Registry, Version
 from gitartifacts.checkout import CheckoutPlan
 from gitartifacts.errors import GartError, UsageError
@@ -70,6 +71,7 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
             raise _transfer_error("push", result.failed, every, store.describe())
         out = PushResult(working, result, store.describe())
         self.record_pushed(remote, [m.digest for m in every])
+        testhooks.pause("push-publish")  # concurrency suite: a gc tries to run here
         if not publish:
             return out
         out.held_back = self._consumers_lack(remote, committed.values())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitartifacts import testhooks
 from gitartifacts.errors import CorruptObjectError, GartError
 from gitartifacts.objects import (
     FsspecBackend,
@@ -128,6 +129,7 @@ def push(
 
     async def put_async(fs: Any, item: tuple[str, Path]) -> None:
         await asyncio.to_thread(check_file, item[0], item[1])
+        testhooks.hit()
         await fs._put_file(str(item[1]), backend.path(loose_key(item[0])))
 
     outcomes = _run_many(

@@ -18,12 +18,14 @@ ROWS: dict[str, float] = {
     "retry": 0.5,
     "safeyaml": 1,
     "config": 2,
+    "testhooks": 2.5,  # crash/pause hooks for the integrity suites (env via config)
     "paths": 3, "hashing": 3, "ignore": 3,
     "manifest": 4, "runrecord": 4, "lineage": 4.5,
     "mergedriver": 4.5,  # git's merge=gart driver: manifests merged entry by entry
     "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "gitplumbing": 5,  # over gitcli: hook paths, git config, pushed commit ranges
+    "storeops": 5.5,  # survey, sweep, repack, store locks (gc / fsck --remote)
     "placer": 5.5,  # safe file placement over the store
     "gitmeta": 5.5,  # path-list commits and refs/gart/ records, over gitcli's runner
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
@@ -31,6 +33,7 @@ ROWS: dict[str, float] = {
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,
     "sync": 6.7,  # push/fetch/pull need the three rooms above
+    "integrity": 6.75,  # gc, fsck --remote, and the locks around add/pull/push
     "gates": 6.75,  # status --exit-code, push --dry-run, verify, conflict resolution
     "foreign": 6.8,  # another repository's artifacts, no clone
     "drafts": 6.8,  # incremental versions: a base manifest plus and minus entries

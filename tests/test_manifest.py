@@ -236,7 +236,7 @@ def test_unsorted_duplicate_and_clashing_entries_are_refused() -> None:
     ("field", "value", "problem"),
     [("path", "../outside", "not normalized"), ("path", "/abs", "not a relative"),
      ("path", ".git", "inside .git"), ("path", ".gart/cache", r"inside \.gart"),
-     ("name", "../../etc", "invalid artifact name"), ("name", "Bad", "invalid artifact name"),
+     ("name", "../../etc", "invalid artifact name"), ("name", "Bad Name", "invalid artifact name"),
      ("type", "Bad Type", "invalid artifact type"), ("include", '["../x"]', "not normalized"),
      ("include", "[]", "at least one path"), ("exclude", '[""]', "exclude pattern")],
 )
