@@ -262,3 +262,16 @@ def test_part_names_and_ids_are_checked(shared: Project) -> None:
     line = one_error(run_gart(shared.root, "upsert", "README", "--name", "ingest",
                               "--distributed-id", "ok", "--job", "a/b"))
     assert "invalid job 'a/b'" in line
+
+
+def test_gc_keeps_the_blobs_of_unfinished_parts(shared: Project) -> None:
+    a = worker_clone(shared, "a")
+    ok(upsert(a, shard(shared, "a", 3, seed=1), "job-a"))
+    packs = set((shared.storage / "packs").iterdir())
+    report = json.loads(ok(run_gart(shared.root, "gc", "--remote", "storage", "--grace", "0s",
+                                    "--json")).out)
+    assert report["live_objects"] == 3, report
+    assert set((shared.storage / "packs").iterdir()) == packs  # the part's pack stays
+    done = json.loads(ok(run_gart(a, "finish", "--name", "ingest", "--distributed-id", "day-1",
+                                  "--json")).out)
+    assert done["count"] == 3 and done["skipped"] == []
