@@ -153,10 +153,16 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, Any] | None:
 @click.option("-x", "--exclude", multiple=True, metavar="GLOB",
               help="Leave out matching files (repeatable); also read from .gartignore.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--incremental", is_flag=True,
+              help="Add to the artifact's manifest, keeping its other files (a draft).")
+@click.option("--prefix", help="With --incremental: where the files go inside the artifact.")
+@click.option("--publish", is_flag=True,
+              help="With --incremental: commit the manifest and publish at once.")
 @pass_state
 def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None,
         description: str | None, metadata: tuple[str, ...], exclude: tuple[str, ...],
-        as_json: bool) -> None:
+        as_json: bool, incremental: bool = False, prefix: str | None = None,
+        publish: bool = False) -> None:
     """Hash files into the cache and write the artifact's manifest.
 
     The manifest (.gart/artifacts/NAME.yaml) and the .gitignore entry are staged in git;
@@ -167,7 +173,11 @@ def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None
       gart add data/ --name raw-images --type dataset --metadata source=camera-a
       gart add models/model.pt --name resnet --type model
       gart add data/train data/test --name splits --exclude '*.tmp'
+      gart add batch-17/ --name images --incremental --prefix dogs/ --publish
     """
+    if incremental or prefix or publish:
+        _add_incremental(state, paths, name, prefix, publish, incremental, as_json)
+        return
     repo = open_repo()
     with state.bar(None, "hashing") as bar:
         result = repo.add(list(paths), name=name, type=kind, description=description,
@@ -604,10 +614,12 @@ jobs_option = click.option("-j", "--jobs", type=click.IntRange(1, 256),
 @click.option("-f", "--force", is_flag=True, help="Allow moving protected aliases.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would be sent; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent as JSON.")
+@click.option("--publish-anyway", is_flag=True,
+              help="Publish a draft even though a newer version appeared since it started.")
 @pass_state
 def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: int | None,
          aliases: tuple[str, ...], no_publish: bool, force: bool, dry_run: bool,
-         as_json: bool) -> None:
+         as_json: bool, publish_anyway: bool = False) -> None:
     """Upload the objects your artifacts need, then publish committed manifests as versions.
 
     Blobs go first; only once the remote has them is `NAME@vN` tagged on the commit and
@@ -627,7 +639,8 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
         return
     with state.bar(None, "push", unit="B", scale=True) as bar:
         result = repo.push(list(names) or None, remote=remote_name, jobs=jobs, progress=bar,
-                           publish=not no_publish, aliases=aliases, force=force)
+                           publish=not no_publish, aliases=aliases, force=force,
+                           publish_anyway=publish_anyway)
     t = result.transfer
     if as_json:
         emit_json({"remote": result.remote, "artifacts": [m.name for m in result.manifests],
@@ -1230,6 +1243,208 @@ def merge_driver(base: str, ours: str, theirs: str, path: str) -> None:
                    f"--theirs {name}`, or put the files in place and `gart add PATH --name "
                    f"{name}`", err=True)
         sys.exit(1)
+
+
+# -- drafts and distributed versions (issue 11): add --incremental, rm, rebase, upsert,
+# -- finish, parts. Each builds on drafts.Drafts / parts.Parts through the Repo facade.
+
+
+def _draft_json(result: Any, version: Any = None) -> dict[str, Any]:
+    m = result.manifest
+    return {"name": m.name, "changed": result.changed, "digest": m.digest, "size": m.size,
+            "count": m.count, "added": result.added, "replaced": result.replaced,
+            "removed": result.removed, "hashed": result.hashed, "base": result.record.base,
+            "version": None if version is None else version.label}
+
+
+def _draft_done(state: State, repo: Any, result: Any, publish: bool, as_json: bool,
+                what: str) -> None:
+    version = created = None
+    if publish:
+        version, created = repo.publish_draft(result.manifest.name, new_oids=result.new_oids)
+    if as_json:
+        emit_json(_draft_json(result, version))
+        return
+    m = result.manifest
+    base = f" (from {m.name}@{result.record.base})" if result.record.base else ""
+    state.say(f"{m.name}: {what}; now {m.count} files, {human_size(m.size)}{base}")
+    if version is not None:
+        verb = "published" if created else "already published as"
+        state.say(f"{m.name}: {verb} {version.label}")
+    elif result.changed:
+        state.say(f"Next: git commit -m '{m.name}' && gart push   (or re-run with --publish)")
+
+
+def _add_incremental(state: State, paths: tuple[str, ...], name: str | None,
+                     prefix: str | None, publish: bool, incremental: bool,
+                     as_json: bool) -> None:
+    if not incremental:
+        raise errors.UsageError("--prefix and --publish go with --incremental",
+                                hint="e.g. gart add batch/ --name images --incremental "
+                                "--prefix dogs/")
+    if name is None:
+        raise errors.UsageError("--incremental needs --name",
+                                hint="name the artifact to add to: --name NAME")
+    repo = open_repo()
+    with state.bar(None, "hashing") as bar:
+        result = repo.add_incremental(list(paths), name, prefix=prefix, progress=bar,
+                                      stage=not publish)
+    _draft_done(state, repo, result, publish, as_json,
+                f"{result.added} file(s) added, {result.replaced} replaced")
+
+
+@cli.command("rm")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--publish", is_flag=True, help="Commit the manifest and publish at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def rm_command(state: State, name: str, paths: tuple[str, ...], publish: bool,
+               as_json: bool) -> None:
+    """Remove files or directories (prefixes) from an artifact's manifest.
+
+    Nothing is downloaded and the working folder is not touched; every path must be in
+    the artifact. Commit and `gart push` as usual, or pass --publish.
+
+    \b
+    Examples:
+      gart rm images cats/blurry.jpg tmp/
+      gart rm images old/ --publish
+    """
+    repo = open_repo()
+    result = repo.remove_paths(name, list(paths), stage=not publish)
+    _draft_done(state, repo, result, publish, as_json, f"{result.removed} file(s) removed")
+
+
+@cli.command("rebase")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def rebase_command(state: State, name: str, as_json: bool) -> None:
+    """Re-apply a draft's additions and removals onto the artifact's latest version.
+
+    For a draft whose base moved (someone published a newer version first); commit and
+    push afterwards.
+
+    \b
+    Example:
+      gart rebase images && git commit -am "images: rebased" && gart push
+    """
+    repo = open_repo()
+    result = repo.rebase_draft(name)
+    if as_json:
+        emit_json({**_draft_json(result), "overridden": result.overridden})
+        return
+    m = result.manifest
+    state.say(f"{m.name}: draft rebased onto {m.name}@{result.record.base}: {result.added} "
+              f"added or changed, {result.removed} removed; now {m.count} files")
+    if result.overridden:
+        state.say(f"{len(result.overridden)} path(s) changed on both sides; yours kept: "
+                  + ", ".join(result.overridden))
+    state.say(f"Next: git commit -m '{m.name}' && gart push")
+
+
+def _part_json(part: Any) -> dict[str, Any]:
+    return {"job": part.job, "state": part.state, "files": len(part.entries),
+            "bytes": part.size, "host": part.host, "created": part.created}
+
+
+@cli.command("upsert")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-n", "--name", required=True, help="Artifact name.")
+@click.option("--distributed-id", "distributed_id", required=True,
+              help="The id every job of this version shares.")
+@click.option("--prefix", help="Where the files go inside the artifact.")
+@click.option("--job", help="This job's part name (default: derived from its files).")
+@click.option("-t", "--type", "kind", help="Artifact type.")
+@click.option("--json", "as_json", is_flag=True, help="Print the part as JSON.")
+@pass_state
+def upsert_command(state: State, paths: tuple[str, ...], name: str, distributed_id: str,
+                   prefix: str | None, job: str | None, kind: str | None,
+                   as_json: bool) -> None:
+    """Contribute files to a distributed version (one part per job; `gart finish` publishes).
+
+    \b
+    Examples:
+      gart upsert shard-3/ --name ingest --distributed-id run-2026-12-01 --prefix shard-3
+      gart finish --name ingest --distributed-id run-2026-12-01
+    """
+    repo = open_repo()
+    with state.bar(None, "hashing") as bar:
+        result = repo.upsert(list(paths), name, distributed_id, prefix=prefix, job=job,
+                             type=kind, progress=bar)
+    part = result.part
+    if as_json:
+        emit_json({**_part_json(part), "name": name, "distributed_id": distributed_id,
+                   "replaced": result.replaced, "sent": result.transfer.transferred,
+                   "already_present": result.transfer.present})
+        return
+    again = " (replacing its earlier part)" if result.replaced else ""
+    state.say(f"{name}@{distributed_id}: part {part.job}{again}: {len(part.entries)} files, "
+              f"{human_size(part.size)}; {result.transfer.transferred} object(s) sent")
+
+
+@cli.command("finish")
+@click.option("-n", "--name", required=True, help="Artifact name.")
+@click.option("--distributed-id", "distributed_id", required=True, help="The shared id.")
+@click.option("-a", "--alias", "aliases", multiple=True, help="Also set this alias (repeatable).")
+@click.option("--skip-incomplete", is_flag=True,
+              help="Leave out parts whose blobs are missing from the remote.")
+@click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
+@pass_state
+def finish_command(state: State, name: str, distributed_id: str, aliases: tuple[str, ...],
+                   skip_incomplete: bool, as_json: bool) -> None:
+    """Merge every part of a distributed version and publish it as one version.
+
+    Commits the manifest (only gart's files) on the current branch; the parts are removed.
+
+    \b
+    Examples:
+      gart finish --name ingest --distributed-id run-2026-12-01 --alias fresh
+      gart finish --name ingest --distributed-id run-2026-12-01 --skip-incomplete
+    """
+    repo = open_repo()
+    result = repo.finish(name, distributed_id, aliases=aliases, skip_incomplete=skip_incomplete)
+    v = result.version
+    if as_json:
+        emit_json({"name": name, "distributed_id": distributed_id, "version": v.label,
+                   "created": result.created, "digest": result.manifest.digest,
+                   "count": result.manifest.count, "size": result.manifest.size,
+                   "parts": [_part_json(p) for p in result.parts],
+                   "skipped": [_part_json(p) for p in result.skipped]})
+        return
+    verb = "published" if result.created else "already published as"
+    state.say(f"{name}: {verb} {v.label} from {len(result.parts)} part(s): "
+              f"{result.manifest.count} files, {human_size(result.manifest.size)}")
+    for part in result.skipped:
+        state.say(f"skipped incomplete part {part.job} ({len(part.entries)} files)")
+
+
+@cli.command("parts")
+@click.option("-n", "--name", required=True, help="Artifact name.")
+@click.option("--distributed-id", "distributed_id", required=True, help="The shared id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the parts as JSON.")
+def parts_command(name: str, distributed_id: str, as_json: bool) -> None:
+    """What has been contributed to a distributed version: by which job, files, bytes.
+
+    \b
+    Example:
+      gart parts --name ingest --distributed-id run-2026-12-01 --json
+    """
+    repo = open_repo()
+    parts, finished = repo.parts(name, distributed_id)
+    if as_json:
+        emit_json({"name": name, "distributed_id": distributed_id,
+                   "finished": finished, "parts": [_part_json(p) for p in parts]})
+        return
+    if finished is not None:
+        what = finished.get("version") or finished.get("state")
+        click.echo(f"# {name}@{distributed_id}: {finished.get('state')} ({what})")
+    for p in parts:
+        click.echo(f"{p.job}\t{p.state}\t{len(p.entries)} files\t{human_size(p.size)}\t"
+                   f"{p.host}\t{p.created}")
+    if not parts:
+        click.echo(f"# no parts of {name}@{distributed_id} on origin", err=True)
 
 
 def _quiet_here(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -209,13 +209,15 @@ class Integrity(Sync):
         publish: bool = True,
         aliases: Sequence[str] = (),
         force: bool = False,
+        publish_anyway: bool = False,
     ) -> PushResult:
         """Sync.push under a shared lock on the cache and on the remote, so a gc can never
         delete an object between "the remote has it" and the version being published."""
         store = self.remote_store(remote)
         with self.cache_locked(), StoreLock(store, exclusive=False, command="push"):
             remove_dead_temps(store)
-            return super().push(names, remote, jobs, progress, publish, aliases, force)
+            return super().push(names, remote, jobs, progress, publish, aliases, force,
+                                publish_anyway)
 
     # -- what is live ----------------------------------------------------------------------
 

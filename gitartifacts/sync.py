@@ -51,6 +51,7 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         publish: bool = True,
         aliases: Sequence[str] = (),
         force: bool = False,
+        publish_anyway: bool = False,
     ) -> PushResult:
         """Upload what the named (default: all) artifacts need, then publish versions.
 
@@ -76,6 +77,9 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         out.held_back = self._consumers_lack(remote, committed.values())
         if out.held_back is not None:
             return out
+        for manifest in working:  # a draft whose base moved is refused before any publish
+            if manifest.name in committed:
+                self.check_publishable(committed[manifest.name], publish_anyway)
         for manifest in working:
             published = committed.get(manifest.name)
             stale = published is None or published.digest != manifest.digest
@@ -91,6 +95,10 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
             out.versions.append((version, created))
         out.tags_local_only = self.registry.remote is None
         return out
+
+    def check_publishable(self, manifest: Manifest, anyway: bool = False) -> None:
+        """Hook run before `push` publishes a committed manifest (drafts.Drafts refuses a
+        draft whose base version moved, unless `anyway`)."""
 
     def publish_version(
         self,

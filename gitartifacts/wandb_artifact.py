@@ -30,6 +30,7 @@ from gitartifacts.versioning import VersionMeta
 from gitartifacts.workspace import WorkFile, compute_digests
 
 if TYPE_CHECKING:
+    from gitartifacts.drafts import Draft
     from gitartifacts.foreign import ForeignRepo
     from gitartifacts.objects import ObjectStore
     from gitartifacts.runrecord import RunRecord
@@ -158,6 +159,22 @@ class ArtifactVersion:
 
     def is_draft(self) -> bool:
         return False
+
+    def new_draft(self) -> Draft:
+        """W&B's `new_draft()`: a new version's builder that starts from this version's files
+        (add_file/add_dir/new_file/remove, then `run.log_artifact(draft)`): no old byte is
+        read, downloaded or uploaded again."""
+        from gitartifacts.drafts import Draft
+
+        if self._version is None or self._foreign is not None:
+            raise UsageError(f"{self.name} is not a published version of this repository",
+                             hint="draft from a logged or used version, e.g. "
+                             "run.use_artifact('name:latest').new_draft()")
+        versions = self.repo.registry.versions(self.manifest.name)
+        seen = versions[-1].number if versions else -1
+        base = replace(self.manifest, description=self.description,
+                       metadata=copy.deepcopy(self.metadata))
+        return Draft(base, self.version, seen, self.repo)
 
     def wait(self, timeout: int | None = None) -> ArtifactVersion:
         """W&B waits for the upload to finish; here `log_artifact` has already published."""

@@ -19,6 +19,7 @@ from typing import Any
 from gitartifacts import config as configmod
 from gitartifacts import runrecord
 from gitartifacts.api import AddResult, Artifact, Repo
+from gitartifacts.drafts import Draft, DraftResult
 from gitartifacts.errors import UsageError
 from gitartifacts.paths import validate_alias, validate_name
 from gitartifacts.runrecord import ArtifactRef, RunRecord
@@ -53,6 +54,7 @@ class Run:
             self.id = record.id
             runrecord.write_run(repo.runs_dir, record)
         self.name = name or self.job_type
+        self._given_name = name  # a distributed part's job name, when the user chose one
         self._finished = False
 
     @property
@@ -124,8 +126,12 @@ class Run:
         wanted = [a for a in dict.fromkeys(aliases or ()) if a != "latest"]
         for alias in wanted:
             validate_alias(alias)
-        result: AddResult
-        if isinstance(artifact_or_path, Artifact):
+        result: AddResult | DraftResult
+        draft = artifact_or_path if isinstance(artifact_or_path, Draft) else None
+        if draft is not None:  # new_draft(): base entries ± changes; base must not have moved
+            self.repo.check_draft(draft)
+            result = self.repo.save_draft(draft)
+        elif isinstance(artifact_or_path, Artifact):
             result = self.repo.save(artifact_or_path)
         else:
             result = self.repo.add([artifact_or_path], name=name, type=type)
@@ -140,7 +146,10 @@ class Run:
                                               f"{self.id})")
         head = self.repo.git.head_commit()
         assert head is not None
-        version, _created, shared = self.repo.publish_logged(manifest, head, wanted)
+        if draft is not None:
+            version, _created, shared = self.repo.publish_logged_draft(manifest, head, wanted)
+        else:
+            version, _created, shared = self.repo.publish_logged(manifest, head, wanted)
         if not shared:
             _say_local_once(self.repo)
 
@@ -158,6 +167,82 @@ class Run:
         if isinstance(artifact_or_path, Artifact):
             artifact_or_path.logged = logged
         return logged
+
+    # -- distributed versions (W&B's upsert_artifact / finish_artifact) --------------------
+
+    def upsert_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> Artifact | None:
+        """Contribute this job's files to a distributed version (a part on origin); nothing
+        is published until `finish_artifact`. The part is named after the run when `init`
+        got a `name` (else after its content), so a retried job replaces its own part."""
+        del aliases  # applied by finish_artifact
+        self._live("upsert_artifact")
+        art, files, name = self._part_files(artifact_or_path, name, type, "upsert_artifact")
+        self.repo.upsert(files, name, _distributed_id(distributed_id, "upsert_artifact"),
+                         job=self._given_name, type=art.type if art else type,
+                         description=art.description if art else "",
+                         metadata=art.metadata if art else None)
+        return art
+
+    def finish_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> ArtifactVersion:
+        """Publish a distributed version: every part merged into one version (its files,
+        if any, are sent as this run's part first). The manifest is committed (only gart's
+        files), the version tagged and pushed; the parts are removed."""
+        self._live("finish_artifact")
+        ident = _distributed_id(distributed_id, "finish_artifact")
+        wanted = [a for a in dict.fromkeys(aliases or ()) if a != "latest"]
+        for alias in wanted:
+            validate_alias(alias)
+        art, files, name = self._part_files(artifact_or_path, name, type, "finish_artifact",
+                                            allow_empty=True)
+        if files:
+            self.repo.upsert(files, name, ident, job=self._given_name,
+                             type=art.type if art else type,
+                             description=art.description if art else "",
+                             metadata=art.metadata if art else None)
+        result = self.repo.finish(
+            name, ident, aliases=wanted, type=art.type if art else type,
+            description=(art.description or None) if art else None,
+            metadata=(art.metadata or None) if art else None)
+        manifest, version = result.manifest, result.version
+        ref = ArtifactRef(name=manifest.name, digest=manifest.digest, version=version.label,
+                          requested=",".join(wanted) or None, path=manifest.path)
+        update_record(self.repo, self.id, lambda rec: add_ref(rec.outputs, ref))
+        mark_latest(version, self.repo.versions(manifest.name, offline=True))
+        logged = ArtifactVersion(self.repo, manifest, version,
+                                 own_project(self.entity, self.project))
+        if art is not None:
+            art.logged = logged
+        return logged
+
+    def _part_files(self, artifact_or_path: Artifact | str | os.PathLike[str],
+                    name: str | None, type: str | None, call: str, allow_empty: bool = False,
+                    ) -> tuple[Artifact | None, dict[str, Any], str]:
+        if isinstance(artifact_or_path, Artifact):
+            art = artifact_or_path
+            if not art.files and not allow_empty:
+                raise UsageError(f"artifact {art.name!r} has no files",
+                                 hint="call add_file or add_dir first")
+            return art, dict(art.files), art.name
+        if name is None:
+            raise UsageError(f"{call}(path) needs name=", hint=f"e.g. run.{call}('out/', "
+                             "name='preds', distributed_id='eval-1')")
+        if type is not None:
+            validate_name(type)
+        return None, self.repo._gather([artifact_or_path], None), validate_name(name)
 
     def _gitignore_needs_commit(self, data_path: str) -> bool:
         """Whether HEAD's .gitignore lacks the artifact's line (then gart's edit is committed;
@@ -197,6 +282,13 @@ class Run:
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
         self.finish(0 if exc is None else 1)
+
+
+def _distributed_id(value: str | None, call: str) -> str:
+    if not value:
+        raise UsageError(f"{call}() needs distributed_id", hint="pass the id every job of "
+                         "this version shares, e.g. distributed_id='ingest-2026-12-01'")
+    return value
 
 
 def _requested(path: str) -> str | None:

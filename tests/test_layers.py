@@ -38,6 +38,8 @@ ROWS: dict[str, float] = {
     "gates": 6.75,  # status --exit-code, push --dry-run, verify, conflict resolution
     "usage": 6.7,  # `gart du`: sizes per version
     "foreign": 6.8,  # another repository's artifacts, no clone
+    "drafts": 6.8,  # incremental versions: a base manifest plus and minus entries
+    "parts": 6.85,  # distributed versions: per-job parts on origin, one finish publishes
     "api": 7,
     "hooks": 7.1,  # install-hooks and what each git hook does
     "runs": 7.2,  # row 7: run records are built on the Repo API
