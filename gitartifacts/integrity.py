@@ -53,6 +53,7 @@ from gitartifacts.storeops import (
     remove_dead_temps,
     survey,
     sweep,
+    with_chunks,
 )
 from gitartifacts.sync import PushResult, Sync
 
@@ -346,6 +347,7 @@ class Integrity(Sync):
     def _gc_store(self, store: ObjectStore, live: set[str], cutoff: float, dry_run: bool,
                   progress: Callable[[int], None] | None) -> StoreGc:
         found = survey(store)
+        live = set(with_chunks(store, found, dict.fromkeys(live, "")))
         plan = plan_sweep(found, live, cutoff)
         out = StoreGc(store.describe(), plan.objects_freed, plan.bytes_freed,
                       len(plan.packs), len(plan.repack), len(plan.loose), len(plan.orphans),
@@ -393,8 +395,8 @@ class Integrity(Sync):
             if VERSION_RE.fullmatch(ref) and manifest.digest.partition(":")[2] in pruned_digests:
                 del roots.manifests[where]  # gc --keep-versions let its bytes go, on purpose
                 report.pruned.append(where)
-        referenced = roots.referenced()
         found = survey(store)
+        referenced = with_chunks(store, found, roots.referenced())
         report.packs = len(found.packs)
         report.problems += [why for _pack, why in sorted(found.refused.items())]
         report.referenced = len(referenced)
@@ -402,7 +404,8 @@ class Integrity(Sync):
         missing = sorted(set(referenced) - present)
         report.present = len(referenced) - len(missing)
         report.problems += [f"object {oid} is missing ({referenced[oid]})" for oid in missing]
-        chosen = sorted(set(referenced) & present)
+        # a chunk list is checked through its chunks (they are referenced too), not as bytes
+        chosen = sorted(set(referenced) & present - set(found.chunk_lists))
         if share is not None or count is not None:
             rng = random.Random(seed)
             size = max(1, round(len(chosen) * share)) if share is not None else count or 0

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gitartifacts import testhooks
+from gitartifacts import chunking, testhooks
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
 from gitartifacts.objects import (
     TEMP_PREFIX,
@@ -37,6 +37,7 @@ from gitartifacts.objects import (
     ObjectStore,
     PackLocation,
     check_pack_layout,
+    chunk_list_key,
     is_pack_id,
     loose_key,
     parse_index,
@@ -67,6 +68,7 @@ class Survey:
     rows: dict[str, dict[str, PackLocation]] = field(default_factory=dict)  # usable indexes
     refused: dict[str, str] = field(default_factory=dict)  # pack id -> why its index is unusable
     loose: dict[str, Item] = field(default_factory=dict)  # oid -> item
+    chunk_lists: dict[str, Item] = field(default_factory=dict)  # file oid -> its chunk list
     temps: dict[str, Item] = field(default_factory=dict)  # key -> item (killed writers)
     other: dict[str, Item] = field(default_factory=dict)  # anything else (locks, markers)
 
@@ -79,8 +81,9 @@ class Survey:
         return out
 
     def present(self) -> set[str]:
-        """Every oid the store can serve: packed through a usable index, or loose."""
-        out = set(self.loose)
+        """Every oid the store can serve: packed through a usable index, loose, or as a chunk
+        list (whose chunks are oids of their own: see `with_chunks`)."""
+        out = set(self.loose) | set(self.chunk_lists)
         for rows in self.rows.values():
             out.update(rows)
         return out
@@ -150,6 +153,10 @@ def survey(store: ObjectStore, listing: dict[str, Item] | None = None) -> Survey
                 and is_pack_id(parts[2] + parts[3])):
             out.loose[parts[2] + parts[3]] = item
             continue
+        if (len(parts) == 4 and parts[:2] == ["chunks", "sha256"] and len(parts[2]) == 2
+                and is_pack_id(parts[2] + parts[3])):
+            out.chunk_lists[parts[2] + parts[3]] = item
+            continue
         out.other[key] = item
     for pack_id in sorted(out.indexes):
         pack = out.packs.get(pack_id)
@@ -185,6 +192,17 @@ class SweepPlan:
     @property
     def empty(self) -> bool:
         return not (self.loose or self.packs or self.repack or self.orphans)
+
+
+def with_chunks(store: ObjectStore, found: Survey, referenced: dict[str, str]
+                ) -> dict[str, str]:
+    """`referenced` (oid -> where it is used) plus the chunks of every referenced file the
+    store keeps as a chunk list: those chunks live exactly as long as their file."""
+    out = dict(referenced)
+    for oid in sorted(set(referenced) & set(found.chunk_lists)):
+        for chunk in chunking.chunk_oids(store, oid):
+            out.setdefault(chunk, f"a chunk of {referenced[oid]}")
+    return out
 
 
 def plan_sweep(found: Survey, live: set[str], cutoff: float) -> SweepPlan:
@@ -235,6 +253,11 @@ def plan_sweep(found: Survey, live: set[str], cutoff: float) -> SweepPlan:
         if pack_id not in found.indexes and item.mtime < cutoff:
             plan.orphans.append(f"packs/{pack_id}.pack")
             plan.bytes_freed += item.size
+    for oid, item in sorted(found.chunk_lists.items()):  # a chunked file no one needs
+        if oid not in live and item.mtime < cutoff:
+            plan.orphans.append(chunk_list_key(oid))
+            plan.bytes_freed += item.size
+            plan.objects_freed += 1
     for key, item in sorted(found.temps.items()):
         if item.mtime < cutoff:
             plan.orphans.append(key)

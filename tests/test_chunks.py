@@ -346,3 +346,23 @@ def test_fsck_reports_a_chunk_list_whose_chunks_are_gone(chunked: Project) -> No
     result = chunked.gart("fsck")
     assert result.rc == 1 and "Traceback" not in result.err
     assert f"chunk list of {chunked.oid('weights.bin')}" in result.out
+
+
+def test_gc_and_fsck_remote_keep_and_check_the_chunks_of_live_files(chunked: Project) -> None:
+    with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    edit_and_commit(chunked)
+    chunked.ok("push")
+    clean = json.loads(chunked.ok("fsck", "--remote", "--json").out)
+    assert clean["problems"] == []
+    # Both versions are live: gc frees nothing either side needs, and both still pull.
+    chunked.ok("gc", "--remote", "--grace", "0")
+    chunked.ok("gc", "--grace", "0")
+    assert json.loads(chunked.ok("fsck", "--remote", "--json").out)["problems"] == []
+    clone = chunked.clone()
+    chunked.ok("pull", "model@v1", cwd=clone)
+    assert data_of(clone / "model") == chunked.files
+    chunked.ok("pull", "model@v0", cwd=clone)
+    chunked.ok("checkout", "model@v1", "--force")
+    assert data_of(chunked.work / "model") == chunked.files
