@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from gitartifacts.errors import (
     TagRaceError,
     UsageError,
 )
+from gitartifacts.retry import RetryPolicy
 
 __all__ = [
     "TAGS",
@@ -40,7 +40,7 @@ FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # Never wait for a password on a terminal nobody watches (CI); the C locale keeps git's
 # messages parseable (GitPython also sets it, this makes it explicit).
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
-_PUSH_ATTEMPTS = 5
+_PUSH_RETRY = RetryPolicy(attempts=5, backoff=0.1)  # a concurrent push holding a ref lock
 _TRANSIENT_REJECTS = ("lock", "atomic transaction failed", "failed to update ref", "stale info")
 _ARG_BUDGET = 100_000
 
@@ -82,12 +82,18 @@ class GitCommands:
         return bool(out.strip("\0\n"))
 
     def stage(self, paths: list[str]) -> None:
-        """`git add -- paths`, so the user's hooks, attributes and ignore rules apply."""
+        """`git add -- paths`, so the user's hooks, attributes and ignore rules apply.
+
+        Another git (or gart) process holding `.git/index.lock` is waited for: two
+        `gart add` runs at once must both succeed."""
         for batch in _batches(paths):
-            self._git_ok(
-                ["add", "--", *batch],
-                "git add failed",
-                hint="check the paths; `git check-ignore -v <path>` shows an ignore rule",
+            _INDEX_RETRY.call(
+                lambda batch=batch: self._git_ok(
+                    ["add", "--", *batch],
+                    "git add failed",
+                    hint="check the paths; `git check-ignore -v <path>` shows an ignore rule",
+                ),
+                transient=_index_locked,
             )
 
     def tracked_files(self, paths: list[str]) -> list[str]:
@@ -188,7 +194,7 @@ class GitCommands:
             args.append(f"--force-with-lease={ref}:{expected or ''}")
             specs.append(f"{new}:{ref}" if new else f":{ref}")
         args += ["--", remote, *specs]
-        for attempt in range(_PUSH_ATTEMPTS):
+        def once() -> None:
             status, out, err = run_git(self.root, args)
             if status == 0:
                 return
@@ -209,21 +215,21 @@ class GitCommands:
                     hint=f"another writer won; run `git fetch {remote} --tags --force` "
                     "(or `gart pull`) and retry",
                 )
-            # A concurrent push still holding the ref lock fails ours before the tag has moved;
-            # retrying lets the lease decide once that push is done. Hook refusals are final.
-            transient = any(t in r for r in rejected.values() for t in _TRANSIENT_REJECTS)
-            if attempt + 1 < _PUSH_ATTEMPTS and transient:
-                time.sleep(0.1 * (attempt + 1))
-                continue
             # --atomic marks innocent refs "atomic push failed"; report the real culprit.
             tag, reason = min(rejected.items(), key=lambda kv: "atomic" in kv[1])
             said = [ln[7:].strip() for ln in err.splitlines() if ln.startswith("remote:")]
             said = [ln for ln in said if ln]
             detail = f"{tag} {reason}" + (f": {said[0]}" if said else "")
-            raise GitError(
+            # A concurrent push still holding the ref lock fails ours before the tag has
+            # moved: retrying lets the lease decide once that push is done. Hook refusals
+            # are final.
+            locked = any(t in r for r in rejected.values() for t in _TRANSIENT_REJECTS)
+            raise (_RefLocked if locked else GitError)(
                 f"push to {remote} was rejected: {detail}",
                 hint=f"check `git push {remote}` by hand: access rights, hooks or the network",
             )
+
+        _PUSH_RETRY.call(once, transient=lambda exc: isinstance(exc, _RefLocked))
 
     # ---- history walks for gc and fsck (integrity.py) ----------------------------------
 
@@ -336,6 +342,17 @@ def tag_ref(name: str) -> bytes:
             hint="use letters, digits, '.', '_', '-', '/' and '@' (see `git check-ref-format`)",
         )
     return ref
+
+
+class _RefLocked(GitError):
+    """The remote refused a tag because another push held its lock: worth another try."""
+
+
+_INDEX_RETRY = RetryPolicy(attempts=8, backoff=0.05)  # up to ~6 s for another git to finish
+
+
+def _index_locked(exc: BaseException) -> bool:
+    return isinstance(exc, GitError) and "index.lock" in str(exc)
 
 
 def check_pattern(pattern: str) -> None:

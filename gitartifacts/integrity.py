@@ -356,7 +356,7 @@ class Integrity(Sync):
                      + [loose_key(o) for o in plan.loose] + plan.orphans)
         if dry_run:
             return out
-        testhooks.pause("gc-sweep")
+        testhooks.pause("gc-sweep" if store is not self.cache else "gc-sweep-cache")
         if plan.empty:
             return out
         sweep(store, found, plan, progress)
