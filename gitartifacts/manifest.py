@@ -317,7 +317,7 @@ def _parse_refs(block: str, what: str) -> list[Reference]:
                     f"{what}: refs line {number} is not a JSON object") from None
     out = []
     previous = ""
-    for number, (row, line) in enumerate(zip(rows, lines), 1):
+    for number, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
         ref = _reference(row, f"{what}: refs line {number}")
         if ref.line() != line:
             raise ManifestError(f"{what}: refs line {number} is not in canonical form")
