@@ -265,8 +265,8 @@ def _loads(text: str | bytes, what: str) -> Manifest:
             manifest.__dict__["files_block"] = files
         if manifest.references:
             manifest.__dict__["refs_block"] = refs
-            check_entry_paths([*(e.path for e in manifest.entries),
-                               *(r.path for r in manifest.references)], what)
+            check_entry_paths(sorted([*(e.path for e in manifest.entries),
+                                      *(r.path for r in manifest.references)]), what)
         validate(manifest, entries=False)  # _parse_files already checked every entry
     except GartError as exc:
         message = exc.message if what in exc.message else f"{what}: {exc.message}"
@@ -413,8 +413,8 @@ def validate(manifest: Manifest, entries: bool = True) -> None:
             raise ManifestError(f"entry {entry.path!r} has an invalid digest or size")
     for ref in manifest.references:
         check_reference(ref)
-    check_entry_paths([*(e.path for e in manifest.entries),
-                       *(r.path for r in manifest.references)], "files")
+    check_entry_paths(sorted([*(e.path for e in manifest.entries),
+                              *(r.path for r in manifest.references)]), "files")
 
 
 def _check_outside_gart(paths: list[str]) -> None:

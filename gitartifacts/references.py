@@ -544,9 +544,7 @@ class Sources:
         self.remotes = remotes or {}
         self.explicit = explicit
         if explicit is not None and explicit not in self.remotes:
-            from gitartifacts.errors import UsageError
-
-            raise UsageError(f"--ref-options names no remote {explicit!r}",
+            raise ReferenceError(f"--ref-options: no remote {explicit!r}",
                              hint="define it with `gart remote add NAME URL` (options with "
                              "`gart remote modify NAME KEY VALUE --local`)")
         self._sources: dict[tuple[str, str], Source] = {}
@@ -831,11 +829,14 @@ def materialize(
     out.skipped = missing
     out.taken_changed = changed
     todo = [c.ref for c in checks if c.state != "missing"]
-    lenient = {c.ref.path for c in changed}
+    listed_changed = {c.ref.path for c in changed}
 
     def one(ref: Reference) -> Entry:
-        oid, size = _download(sources.for_uri(ref.uri), ref, cache, ref.path in lenient)
-        memo.put(ref, oid)
+        oid, size, mismatch = _download(sources.for_uri(ref.uri), ref, cache, allow_changed)
+        if mismatch is not None and ref.path not in listed_changed:
+            out.taken_changed.append(RefCheck(ref, "changed", mismatch))
+        if mismatch is None:
+            memo.put(ref, oid)
         return Entry(ref.path, oid, size)
 
     failures: list[str] = []
@@ -870,7 +871,9 @@ def _problem_error(problems: list[tuple[str, list[RefCheck], str]], name: str) -
 
 
 def _download(source: Source, ref: Reference, cache: ObjectStore, lenient: bool) -> tuple[
-        str, int]:
+        str, int, str | None]:
+    """Stream one reference into the cache, hashing on the way: (oid, size, mismatch). Bytes
+    that differ from the recorded sha256 or size enter the cache only when `lenient`."""
     root = cache.local_root
     assert root is not None, "the cache is a local store"
     directory = root / "files" / "sha256"
@@ -879,21 +882,20 @@ def _download(source: Source, ref: Reference, cache: ObjectStore, lenient: bool)
     try:
         with open(tmp, "xb") as sink:
             digest, size = _stream_hash(source, ref, sink, pinned=not lenient)
-        if not lenient and ref.checksum:
-            if ref.sha256 is not None and digest != ref.sha256:
-                raise CorruptObjectError(
-                    f"{ref.uri}: its bytes hash to {digest[:12]}…, not the recorded "
-                    f"{ref.sha256[:12]}… (changed upstream)",
-                    hint="pass --allow-changed-references to take it as is")
-            if ref.size is not None and size != ref.size:
-                raise CorruptObjectError(
-                    f"{ref.uri}: {size} bytes, not the recorded {ref.size} (changed upstream)",
-                    hint="pass --allow-changed-references to take it as is")
+        mismatch = None
+        if ref.checksum and ref.sha256 is not None and digest != ref.sha256:
+            mismatch = (f"its bytes hash to {digest[:12]}…, not the recorded "
+                        f"{ref.sha256[:12]}…")
+        elif ref.checksum and ref.size is not None and size != ref.size:
+            mismatch = f"{size} bytes, not the recorded {ref.size}"
+        if mismatch is not None and not lenient:
+            raise CorruptObjectError(f"{ref.uri}: {mismatch} (changed upstream)",
+                                     hint="pass --allow-changed-references to take it as is")
         if cache.has(digest):
             tmp.unlink()
         else:
             cache.install_loose(digest, tmp)
-        return digest, size
+        return digest, size, mismatch
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

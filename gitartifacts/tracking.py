@@ -360,7 +360,7 @@ class Tracking(RepoCore):
         for name in names or self.artifact_names():
             manifest = self.load_manifest(name)
             if manifest.references:
-                out[name] = refsmod.check(sources, manifest.references)
+                out[name] = refsmod.check(sources, manifest.references, deep=True)
         return out
 
     def cached_references(self, manifest: Manifest) -> tuple[Manifest, set[str]]:
