@@ -249,8 +249,15 @@ class FsspecSource(Source):
         if version and (now is None or dict(now.pin).get("version_id", dict(now.pin).get(
                 "generation")) != version):
             try:
-                self.fs(versioned=True).info(f"{bucket}/{key}", **self._version_kw(version))
-                return Upstream(now, frozenset({version}), versions_known=True)
+                if self.scheme == "gs":
+                    info = self.fs(versioned=True).info(f"{bucket}/{key}#{version}")
+                else:
+                    info = self.fs(versioned=True).info(f"{bucket}/{key}",
+                                                        **self._version_kw(version))
+                pins = dict(self._listed("", info).pin)
+                found = pins.get("version_id") or pins.get("generation")
+                return Upstream(now, frozenset({version} if found == version else ()),
+                                versions_known=True)
             except FileNotFoundError:
                 return Upstream(now, frozenset(), versions_known=True)
             except Exception:  # noqa: BLE001 - cannot tell: the fetch will say
