@@ -184,9 +184,8 @@ def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None
       gart add --ref s3://bucket/images/ --name images-ref --max-objects 100000
       gart add data/ --ref https://example.org/labels.csv --name mixed
     """
-    if not paths and not refs:
-        raise errors.UsageError("nothing to add",
-                                hint="give a file or directory (gart add data/) or --ref URI")
+    if not paths and not refs:  # click's own usage error, as for a missing argument
+        raise click.UsageError("Missing argument 'PATHS...' (or --ref URI).")
     if not refs and (max_objects or no_checksum or read_bytes or to_remote or ref_options):
         raise errors.UsageError("--max-objects, --no-checksum, --sha256, --to-remote and "
                                 "--ref-options go with --ref URI", hint="add --ref URI")
