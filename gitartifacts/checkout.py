@@ -4,7 +4,7 @@ then place the files (placer) from the cache."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,6 +217,7 @@ def checkout(
     anchor: Path | None = None,
     recoverable_elsewhere: Callable[[set[str]], set[str]] | None = None,
     exact: bool = False,
+    keep: Collection[str] = (),
 ) -> CheckoutPlan:
     """Make `root` match the manifest from the store; refuses to lose unrecoverable edits.
 
@@ -234,6 +235,8 @@ def checkout(
     temps: list[str] = []
     if exists:
         files = scan(root, manifest.include, ignore, allowed_link_roots, temps=temps)
+        for rel in keep:  # references not fetched here: their files are left as they are
+            files.pop(rel, None)
         current = compute_digests(files, state, os.path.join(os.path.abspath(root), "")).digests
 
     def recoverable(oids: set[str]) -> set[str]:

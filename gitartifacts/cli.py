@@ -144,7 +144,7 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-n", "--name", help="Artifact name (default: the path's base name).")
 @click.option("-t", "--type", "kind", help="Artifact type, e.g. dataset or model.")
 @click.option("-d", "--description", help="Free-text description.")
@@ -152,6 +152,19 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, Any] | None:
               help="Metadata entry (repeatable); JSON values are parsed: epochs=3.")
 @click.option("-x", "--exclude", multiple=True, metavar="GLOB",
               help="Leave out matching files (repeatable); also read from .gartignore.")
+@click.option("--ref", "refs", multiple=True, metavar="URI",
+              help="Record bytes that stay at URI (s3://, gs://, az://, http(s)://, "
+              "file://); a prefix expands to its objects (repeatable).")
+@click.option("--max-objects", type=click.IntRange(min=1), metavar="N",
+              help="With --ref: refuse a prefix holding more than N objects (default 10000).")
+@click.option("--no-checksum", is_flag=True,
+              help="With --ref: record the URI only (checked by existence only).")
+@click.option("--sha256", "read_bytes", is_flag=True,
+              help="With --ref: also read s3/gs/az objects to record their sha256.")
+@click.option("--to-remote", is_flag=True,
+              help="With --ref: copy the bytes into gart's remote once; stored entries.")
+@click.option("--ref-options", metavar="REMOTE",
+              help="With --ref: read sources with this remote's options (endpoint, keys).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--incremental", is_flag=True,
               help="Add to the artifact's manifest, keeping its other files (a draft).")
@@ -161,8 +174,9 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, Any] | None:
 @pass_state
 def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None,
         description: str | None, metadata: tuple[str, ...], exclude: tuple[str, ...],
-        as_json: bool, incremental: bool = False, prefix: str | None = None,
-        publish: bool = False) -> None:
+        refs: tuple[str, ...], max_objects: int | None, no_checksum: bool, read_bytes: bool,
+        to_remote: bool, ref_options: str | None, as_json: bool, incremental: bool = False,
+        prefix: str | None = None, publish: bool = False) -> None:
     """Hash files into the cache and write the artifact's manifest.
 
     The manifest (.gart/artifacts/NAME.yaml) and the .gitignore entry are staged in git;
@@ -174,15 +188,37 @@ def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None
       gart add models/model.pt --name resnet --type model
       gart add data/train data/test --name splits --exclude '*.tmp'
       gart add batch-17/ --name images --incremental --prefix dogs/ --publish
+      gart add --ref s3://bucket/images/ --name images-ref --max-objects 100000
+      gart add data/ --ref https://example.org/labels.csv --name mixed
     """
     if incremental or prefix or publish:
+        if refs:
+            raise errors.UsageError("--ref does not combine with --incremental",
+                                    hint="add the references with a plain `gart add --ref`")
         _add_incremental(state, paths, name, prefix, publish, incremental, as_json)
         return
+    if not paths and not refs:  # click's own usage error, as for a missing argument
+        raise click.UsageError("Missing argument 'PATHS...' (or --ref URI).")
+    if not refs and (max_objects or no_checksum or read_bytes or to_remote or ref_options):
+        raise errors.UsageError("--max-objects, --no-checksum, --sha256, --to-remote and "
+                                "--ref-options go with --ref URI", hint="add --ref URI")
+    from gitartifacts.tracking import RefRequest
+
+    requests = [RefRequest(uri, None, not no_checksum, max_objects, to_remote,
+                           True if read_bytes else None) for uri in refs]
     repo = open_repo()
     with state.bar(None, "hashing") as bar:
         result = repo.add(list(paths), name=name, type=kind, description=description,
-                          metadata=parse_metadata(metadata), excludes=exclude, progress=bar)
+                          metadata=parse_metadata(metadata), excludes=exclude, progress=bar,
+                          refs=requests, ref_options=ref_options)
     m = result.manifest
+    if to_remote and result.changed:
+        _upload_added(state, repo, m.name)
+    if m.references and not as_json:
+        unchecked = sum(1 for r in m.references if not r.checksum)
+        state.say(f"{m.name}: {len(m.references)} reference(s) recorded, bytes left at the "
+                  "source" + (f"; {unchecked} with --no-checksum (URI only: checked by "
+                              "existence only)" if unchecked else ""))
     if as_json:
         emit_json({"name": m.name, "changed": result.changed, "digest": m.digest, "size": m.size,
                    "count": m.count, "hashed": result.hashed, "stored": result.stored,
@@ -196,6 +232,17 @@ def add(state: State, paths: tuple[str, ...], name: str | None, kind: str | None
         f"({result.hashed} hashed, {result.stored} new objects)"
     )
     state.say(f"Next: git commit -m '{m.name}' && gart push")
+
+
+def _upload_added(state: State, repo: Any, name: str) -> None:
+    """`gart add --ref ... --to-remote`: the copied bytes go to the default remote now."""
+    try:
+        repo.remote_config(None)
+    except errors.UsageError:
+        state.say(f"{name}: no default remote yet; `gart push` uploads the copied bytes")
+        return
+    result = repo.push([name], publish=False)
+    state.say(f"{name}: {result.transfer.transferred} object(s) uploaded to {result.remote}")
 
 
 def human_size(size: int) -> str:
@@ -212,8 +259,13 @@ def human_size(size: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="File-by-file detail as JSON.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 unless every artifact is clean, cached and pushed (a CI gate).")
+@click.option("--check-refs", is_flag=True,
+              help="Ask each reference's source whether it changed or vanished (exit 1 if so).")
+@click.option("--ref-options", metavar="REMOTE",
+              help="With --check-refs: read sources with this remote's options.")
 @pass_state
-def status(state: State, names: tuple[str, ...], as_json: bool, exit_code: bool) -> None:
+def status(state: State, names: tuple[str, ...], as_json: bool, exit_code: bool,
+           check_refs: bool, ref_options: str | None) -> None:
     """Compare each artifact's files with its manifest and the cache.
 
     Exit code 0 whatever the state, unless --exit-code: then 1 when anything is modified,
@@ -224,8 +276,12 @@ def status(state: State, names: tuple[str, ...], as_json: bool, exit_code: bool)
       gart status
       gart status raw-images --json
       gart status --exit-code          # CI: fail on anything unsaved or unpushed
+      gart status images-ref --check-refs
     """
     repo = open_repo()
+    if check_refs:
+        _check_refs(repo, list(names) or None, ref_options, as_json)
+        return
     if exit_code:
         _status_gate(repo, list(names) or None, as_json)
         return
@@ -252,6 +308,34 @@ def status(state: State, names: tuple[str, ...], as_json: bool, exit_code: bool)
         if s.missing_from_cache:
             detail += f"  [{len(s.missing_from_cache)} missing from cache]"
         click.echo(f"{s.name:<{width}}  {s.state}{detail}  {s.path}")
+
+
+def _check_refs(repo: Any, names: list[str] | None, ref_options: str | None,
+                as_json: bool) -> None:
+    """`gart status --check-refs`: every reference against its source; exit 1 on changes."""
+    found = repo.check_references(names, ref_options)
+    bad = {name: [c for c in checks if c.state in ("changed", "missing")]
+           for name, checks in found.items()}
+    if as_json:
+        emit_json([{"name": name, "references": len(checks),
+                    "changed": [c.ref.path for c in checks if c.state == "changed"],
+                    "missing": [c.ref.path for c in checks if c.state == "missing"],
+                    "overwritten": [c.ref.path for c in checks if c.state == "overwritten"]}
+                   for name, checks in found.items()])
+    else:
+        if not found:
+            click.echo("No references to check.")
+        for name, checks in found.items():
+            counts = {state: sum(1 for c in checks if c.state == state)
+                      for state in ("ok", "changed", "overwritten", "missing")}
+            summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+            click.echo(f"{name}: {len(checks)} reference(s): {summary}")
+            for c in checks:
+                if c.state != "ok":
+                    detail = f" ({c.detail})" if c.detail else ""
+                    click.echo(f"  {c.state:<11} {c.ref.path}  {c.ref.uri}{detail}")
+    if any(bad.values()):
+        sys.exit(1)
 
 
 @cli.command()
@@ -668,14 +752,15 @@ def push(state: State, names: tuple[str, ...], remote_name: str | None, jobs: in
 
 def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
                checkout: bool, to: str | None = None, prefix: str | None = None,
-               force: bool = False, dry_run: bool = False) -> list[dict[str, Any]]:
+               force: bool = False, dry_run: bool = False,
+               refs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     repo = open_repo()
     rows = []
     with state.bar(None, "pull" if checkout else "fetch", unit="B", scale=True) as bar:
         if checkout:
             for manifest, t, plan in repo.pull(list(specs), remote=remote_name, jobs=jobs, to=to,
                                                path_prefix=prefix, force=force, progress=bar,
-                                               dry_run=dry_run):
+                                               dry_run=dry_run, **(refs or {})):
                 rows.append({"name": manifest.name, "digest": manifest.digest,
                              "dry_run": dry_run, "conflicts": plan.conflicts,
                              "downloaded": t.transferred, "bytes": t.bytes,
@@ -700,11 +785,18 @@ def _pull_like(state: State, specs: tuple[str, ...], remote_name: str | None, jo
               help="Read the artifact from another git repository, without cloning it.")
 @click.option("-n", "--dry-run", is_flag=True,
               help="Resolve and plan only: say what would be downloaded and written.")
+@click.option("--allow-changed-references", is_flag=True,
+              help="Place references whose source changed as they are now (warned).")
+@click.option("--allow-missing-references", is_flag=True,
+              help="Skip references whose source vanished (warned).")
+@click.option("--ref-options", metavar="REMOTE",
+              help="Read references' sources with this remote's options.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_state
 def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: int | None,
          to: str | None, path_prefix: str | None, force: bool, repo_url: str | None,
-         dry_run: bool, as_json: bool) -> None:
+         dry_run: bool, allow_changed_references: bool, allow_missing_references: bool,
+         ref_options: str | None, as_json: bool) -> None:
     """Download an artifact's objects (verified) and check its files out.
 
     NAME is the manifest in the working tree; NAME@vN, NAME@latest, NAME@ALIAS (or
@@ -732,7 +824,9 @@ def pull(state: State, specs: tuple[str, ...], remote_name: str | None, jobs: in
                 for spec in specs]
     else:
         rows = _pull_like(state, specs, remote_name, jobs, True, to, path_prefix, force,
-                          dry_run)
+                          dry_run, {"allow_changed_references": allow_changed_references,
+                                    "allow_missing_references": allow_missing_references,
+                                    "ref_options": ref_options})
     if as_json:
         emit_json(rows)
         return

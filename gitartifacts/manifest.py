@@ -24,10 +24,13 @@ from gitartifacts.paths import (
 )
 
 FORMAT_VERSION = 1
-# gart: 2 marks a manifest some of whose files may be stored as content-defined chunks
-# (docs/format.md §3.7): version-1 readers refuse it instead of failing to find the bytes.
+# gart: 2 marks a manifest some of whose files may be stored as content-defined chunks, and
+# gart: 3 one with external references (a `refs` field; docs/format.md §3.7, §3.9). Each
+# is written only when needed, so readers of an older version refuse a file they would
+# misread, and never a file they can read.
 CHUNKED_FORMAT_VERSION = 2
-READABLE_VERSIONS = (FORMAT_VERSION, CHUNKED_FORMAT_VERSION)
+REFERENCES_FORMAT_VERSION = 3
+READABLE_VERSIONS = (FORMAT_VERSION, CHUNKED_FORMAT_VERSION, REFERENCES_FORMAT_VERSION)
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_ENTRIES = 10_000_000
 MAX_METADATA_BYTES = 1 << 20
@@ -41,6 +44,15 @@ _KEYS = (
     "gart", "name", "type", "description", "metadata", "path", "include", "exclude",
     "digest", "size", "count", "files",
 )
+_KEYS_WITH_REFS = (*_KEYS, "refs")
+# What pins a reference, by source kind (docs/format.md §3.9): values are printable ASCII.
+PIN_KEYS = frozenset(
+    {"etag", "version_id", "generation", "md5", "crc32c", "last_modified", "mtime_ns"}
+)
+MAX_URI_CHARS = 8192
+_PIN_VALUE_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,1023}")
+_URI_RE = re.compile(r"(s3|gs|az|https?|file)://\S(?:.*\S)?")
+REFS_SEPARATOR = "refs\n"  # between the two blocks in the digest: never a files line
 _ENTRY_RE = re.compile(r"([0-9a-f]{64}) (0|[1-9][0-9]{0,15}) ([^\n]+)")
 _ENTRY_LINE_RE = re.compile(r"^" + _ENTRY_RE.pattern + r"$", re.MULTILINE)
 
@@ -79,6 +91,36 @@ class Entry(NamedTuple):
     size: int
 
 
+class Reference(NamedTuple):
+    """One file whose bytes stay at a URI (W&B's add_reference): where, and what pins it.
+
+    `pin` holds sorted (key, value) pairs from PIN_KEYS; `sha256` is set when gart read the
+    bytes; `checksum` False records the URI only (checked by existence only)."""
+
+    path: str
+    uri: str
+    size: int | None = None
+    sha256: str | None = None
+    pin: tuple[tuple[str, str], ...] = ()
+    checksum: bool = True
+
+    @property
+    def pins(self) -> dict[str, str]:
+        return dict(self.pin)
+
+    def line(self) -> str:
+        """The canonical refs-block line (docs/format.md §3.9)."""
+        data: dict[str, Any] = {"path": self.path, "uri": self.uri}
+        if not self.checksum:
+            data["checksum"] = False
+        else:
+            data["size"] = self.size
+            if self.sha256 is not None:
+                data["sha256"] = self.sha256
+            data.update(sorted(self.pin))
+        return json.dumps(data, ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """An artifact version's content: what files, where they live, what they are (immutable)."""
@@ -91,12 +133,18 @@ class Manifest:
     include: tuple[str, ...] = (".",)
     exclude: tuple[str, ...] = ()
     entries: tuple[Entry, ...] = ()
-    # The `gart:` line: 1, or 2 when files may be stored as chunks. Not part of the
-    # content: the digest, and so the version, never depends on it.
+    references: tuple[Reference, ...] = ()  # external URIs; stored-only artifacts have none
+    # The storage format its writer chose: 1, or 2 when files may be stored as chunks. Not
+    # part of the content: the digest, and so the version, never depends on it.
     format: int = field(default=FORMAT_VERSION, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entries", tuple(sorted(self.entries)))
+        object.__setattr__(self, "references", tuple(self.references))
+        if self.references:
+            object.__setattr__(self, "references", tuple(sorted(
+                r if list(r.pin) == sorted(r.pin) else r._replace(pin=tuple(sorted(r.pin)))
+                for r in self.references)))
         object.__setattr__(self, "include", tuple(self.include))
         object.__setattr__(self, "exclude", tuple(self.exclude))
 
@@ -105,16 +153,29 @@ class Manifest:
         return "".join([f"{e.oid} {e.size} {e.path}\n" for e in self.entries])
 
     @cached_property
+    def refs_block(self) -> str:
+        return "".join([r.line() + "\n" for r in self.references])
+
+    @cached_property
     def digest(self) -> str:
-        return DIGEST_PREFIX + hashlib.sha256(self.files_block.encode("utf-8")).hexdigest()
+        text = self.files_block
+        if self.references:  # a stored-only artifact's digest is the format-1 one
+            text += REFS_SEPARATOR + self.refs_block
+        return DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @cached_property
     def size(self) -> int:
-        return sum(e.size for e in self.entries)
+        return sum(e.size for e in self.entries) + sum(r.size or 0 for r in self.references)
 
     @property
     def count(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self.references)
+
+    @property
+    def format_version(self) -> int:
+        """The `gart:` value this manifest is written with: 3 with references, else its
+        storage format (1, or 2 with chunks)."""
+        return REFERENCES_FORMAT_VERSION if self.references else self.format
 
     def by_path(self) -> dict[str, Entry]:
         return {e.path: e for e in self.entries}
@@ -125,8 +186,12 @@ def dumps(manifest: Manifest) -> str:
     validate(manifest, entries=True)
     block = manifest.files_block
     files = "|\n" + "".join("  " + line + "\n" for line in block.splitlines()) if block else '""\n'
+    refs = ""
+    if manifest.references:
+        refs = "refs: |\n" + "".join("  " + line + "\n" for line in
+                                     manifest.refs_block.splitlines())
     return (
-        f"gart: {manifest.format}\n"
+        f"gart: {manifest.format_version}\n"
         f"name: {_scalar(manifest.name)}\n"  # quoted when YAML would read it as non-string:
         f"type: {_scalar(manifest.type)}\n"  # a name such as `yes`, `null` or `0`
         f"description: {_scalar(manifest.description)}\n"
@@ -138,6 +203,7 @@ def dumps(manifest: Manifest) -> str:
         f"size: {manifest.size}\n"
         f"count: {manifest.count}\n"
         f"files: {files}"
+        f"{refs}"
     )
 
 
@@ -177,15 +243,19 @@ def _loads(text: str | bytes, what: str) -> Manifest:
             f"{' and '.join(map(str, READABLE_VERSIONS))})",
             hint="upgrade gitartifacts (pip install -U gitartifacts)",
         )
-    unknown = set(data) - set(_KEYS)
+    keys = _KEYS_WITH_REFS if version == REFERENCES_FORMAT_VERSION else _KEYS
+    unknown = set(data) - set(keys)
     if unknown:
         raise ManifestError(f"{what}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    missing = [k for k in _KEYS if k not in data]
+    missing = [k for k in keys if k not in data]
     if missing:
         raise ManifestError(f"{what}: missing field(s) {', '.join(missing)}")
     files = data["files"]
     if not isinstance(files, str):
         raise ManifestError(f"{what}: 'files' must be a block of lines")
+    refs = data.get("refs", "")
+    if not isinstance(refs, str):
+        raise ManifestError(f"{what}: 'refs' must be a block of lines")
     try:
         manifest = Manifest(
             name=_expect(data, "name", str, what),
@@ -196,10 +266,15 @@ def _loads(text: str | bytes, what: str) -> Manifest:
             include=tuple(_expect(data, "include", list, what)),
             exclude=tuple(_expect(data, "exclude", list, what)),
             entries=_parse_files(files, what),
-            format=version,
+            references=_parse_refs(refs, what),
+            format=min(version, CHUNKED_FORMAT_VERSION),
         )
         if files:  # the block as read is the canonical block: reuse it instead of rebuilding
             manifest.__dict__["files_block"] = files
+        if manifest.references:
+            manifest.__dict__["refs_block"] = refs
+            check_entry_paths(sorted([*(e.path for e in manifest.entries),
+                                      *(r.path for r in manifest.references)]), what)
         validate(manifest, entries=False)  # _parse_files already checked every entry
     except GartError as exc:
         message = exc.message if what in exc.message else f"{what}: {exc.message}"
@@ -228,6 +303,93 @@ def _parse_files(block: str, what: str) -> list[Entry]:
     return entries
 
 
+def _parse_refs(block: str, what: str) -> list[Reference]:
+    if not block:
+        return []
+    if not block.endswith("\n"):
+        raise ManifestError(f"{what}: the refs block must end with a newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_ENTRIES:
+        raise ManifestError(f"{what}: more than {MAX_ENTRIES} references")
+    try:
+        rows = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        rows = None
+    if rows is None or len(rows) != len(lines):
+        rows = []
+        for number, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise ManifestError(
+                    f"{what}: refs line {number} is not a JSON object") from None
+    out = []
+    previous = ""
+    for number, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
+        ref = _reference(row, f"{what}: refs line {number}")
+        if ref.line() != line:
+            raise ManifestError(f"{what}: refs line {number} is not in canonical form")
+        if ref.path <= previous:
+            raise ManifestError(f"{what}: refs line {number} is out of order or repeated")
+        previous = ref.path
+        out.append(ref)
+    check_entry_paths([r.path for r in out], what)
+    return out
+
+
+def _reference(row: Any, where: str) -> Reference:
+    if not isinstance(row, dict):
+        raise ManifestError(f"{where} is not a JSON object")
+    path, uri = row.get("path"), row.get("uri")
+    if not isinstance(path, str) or not isinstance(uri, str):
+        raise ManifestError(f"{where} needs string 'path' and 'uri'")
+    if row.get("checksum", True) is False:
+        if set(row) != {"path", "uri", "checksum"}:
+            raise ManifestError(f"{where}: an entry with checksum false holds path and uri only")
+        return check_reference(Reference(path, uri, None, None, (), False))
+    unknown = set(row) - {"path", "uri", "size", "sha256"} - PIN_KEYS
+    if unknown:
+        raise ManifestError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    size, sha256 = row.get("size"), row.get("sha256")
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise ManifestError(f"{where}: 'size' must be an integer")
+    if sha256 is not None and not isinstance(sha256, str):
+        raise ManifestError(f"{where}: 'sha256' must be 64 hex digits")
+    pin = tuple(sorted((k, v) for k, v in row.items() if k in PIN_KEYS))
+    return check_reference(Reference(path, uri, size, sha256, pin, True))
+
+
+def check_reference(ref: Reference) -> Reference:
+    """Raise unless a reference could be written canonically and read back identically."""
+    check_relative_path(ref.path, "reference path")
+    if (len(ref.uri) > MAX_URI_CHARS or not _URI_RE.fullmatch(ref.uri)
+            or CONTROL_CHARS_RE.search(ref.uri) or _SURROGATE_RE.search(ref.uri)):
+        raise ManifestError(f"reference {ref.path!r}: {ref.uri!r} is not an s3, gs, az, http(s) "
+                            "or file URI without control characters")
+    from gitartifacts.config import url_has_credentials
+
+    if url_has_credentials(ref.uri):
+        raise ManifestError(f"reference {ref.path!r}: its URI carries credentials",
+                            hint="leave them out of the URI; sources take credentials from "
+                            "the environment or --ref-options REMOTE")
+    if not ref.checksum:
+        if ref.size is not None or ref.sha256 is not None or ref.pin:
+            raise ManifestError(f"reference {ref.path!r}: checksum=False records the URI only")
+        return ref
+    if ref.size is None or not 0 <= ref.size <= MAX_FILE_SIZE:
+        raise ManifestError(f"reference {ref.path!r} has an invalid size")
+    if ref.sha256 is not None and not OID_RE.fullmatch(ref.sha256):
+        raise ManifestError(f"reference {ref.path!r} has an invalid sha256")
+    for key, value in ref.pin:
+        if key not in PIN_KEYS or not isinstance(value, str) or not _PIN_VALUE_RE.fullmatch(
+                value):
+            raise ManifestError(f"reference {ref.path!r} has an invalid {key!r}")
+    if ref.sha256 is None and not ref.pin:
+        raise ManifestError(f"reference {ref.path!r} has nothing that pins it (no sha256, "
+                            "ETag, version or mtime)")
+    return ref
+
+
 def validate(manifest: Manifest, entries: bool = True) -> None:
     """Raise unless the manifest could be written canonically and read back identically."""
     validate_name(manifest.name)
@@ -250,12 +412,17 @@ def validate(manifest: Manifest, entries: bool = True) -> None:
         _check_outside_gart([*manifest.include, *(e.path for e in manifest.entries)])
     elif manifest.path.partition("/")[0].lower() == GART_DIR:
         raise ManifestError(f"artifact path {manifest.path!r} points inside {GART_DIR}")
+    if manifest.path == "." and manifest.references:
+        _check_outside_gart([r.path for r in manifest.references])
     if not entries:
         return
     for entry in manifest.entries:
         if not OID_RE.fullmatch(entry.oid) or not 0 <= entry.size <= MAX_FILE_SIZE:
             raise ManifestError(f"entry {entry.path!r} has an invalid digest or size")
-    check_entry_paths([e.path for e in manifest.entries], "files")
+    for ref in manifest.references:
+        check_reference(ref)
+    check_entry_paths(sorted([*(e.path for e in manifest.entries),
+                              *(r.path for r in manifest.references)]), "files")
 
 
 def _check_outside_gart(paths: list[str]) -> None:
@@ -345,7 +512,7 @@ def _float(value: float) -> str:
     return mantissa + e + exponent
 
 
-_PARSE_CACHE_VERSION = 2
+_PARSE_CACHE_VERSION = 4  # 2: format, 3: references, 4: both
 
 
 def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
@@ -362,10 +529,12 @@ def loads_cached(data: bytes, what: str, cache_dir: Path | None) -> Manifest:
         raw = marshal.loads(path.read_bytes())
         if raw[0] == _PARSE_CACHE_VERSION:
             (_version, name, kind, description, metadata, root, include, exclude, rows, digest,
-             fmt) = raw
+             refs, fmt) = raw
             new = tuple.__new__
             manifest = Manifest(name, kind, description, metadata, root, include, exclude,
-                                tuple([new(Entry, row) for row in rows]), fmt)
+                                tuple([new(Entry, row) for row in rows]),
+                                tuple([Reference(p, u, n, h, tuple(map(tuple, pin)), c)
+                                       for p, u, n, h, pin, c in refs]), fmt)
             manifest.__dict__["digest"] = digest
             return manifest
     except (OSError, ValueError, EOFError, TypeError):
@@ -385,7 +554,8 @@ def remember(data: bytes, manifest: Manifest, cache_dir: Path) -> None:
         blob = marshal.dumps((
             _PARSE_CACHE_VERSION, manifest.name, manifest.type, manifest.description,
             manifest.metadata, manifest.path, manifest.include, manifest.exclude,
-            [tuple(e) for e in manifest.entries], manifest.digest, manifest.format,
+            [tuple(e) for e in manifest.entries], manifest.digest,
+            [tuple(r) for r in manifest.references], manifest.format,
         ))
         atomic_write(cache_dir / key[:2] / key, blob)
     except (OSError, ValueError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from gitartifacts import manifest as manifestmod
 from gitartifacts.errors import ManifestError, UsageError
-from gitartifacts.manifest import CONFLICT_MARKERS, Entry, Manifest
+from gitartifacts.manifest import CONFLICT_MARKERS, Manifest
 
 OURS, THEIRS = "ours", "theirs"
 _MISSING = object()
@@ -82,25 +82,35 @@ def merge_manifests(
             other["metadata"][key] = b
         if bad:
             conflicts.append(f"metadata.{key}")
-    base_files = base.by_path() if base is not None else {}
-    our_files, their_files = ours.by_path(), theirs.by_path()
-    mine_entries: list[Entry] = []
-    other_entries: list[Entry] = []
-    for path in sorted(set(base_files) | set(our_files) | set(their_files)):
-        a, b, bad = _pick(_key(base_files.get(path)), _key(our_files.get(path)),
-                          _key(their_files.get(path)))
+    mine_entries, other_entries = _merge_by_path(
+        base.by_path() if base is not None else {}, ours.by_path(), theirs.by_path(),
+        "files", conflicts)
+    mine_refs, other_refs = _merge_by_path(
+        {r.path: r for r in base.references} if base is not None else {},
+        {r.path: r for r in ours.references}, {r.path: r for r in theirs.references},
+        "refs", conflicts)
+    # A side that may hold chunked files keeps the merge readable only by readers that know
+    # them (gart: 2); the storage format is no content, so it never conflicts.
+    mine["format"] = other["format"] = max(ours.format, theirs.format)
+    return (Manifest(ours.name, entries=tuple(mine_entries), references=mine_refs, **mine),
+            Manifest(ours.name, entries=tuple(other_entries), references=other_refs, **other),
+            conflicts)
+
+
+def _merge_by_path(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any],
+                   label: str, conflicts: list[str]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Items keyed by path merged one by one: (resolved to ours, resolved to theirs)."""
+    mine: list[Any] = []
+    other: list[Any] = []
+    for path in sorted(set(base) | set(ours) | set(theirs)):
+        a, b, bad = _pick(base.get(path), ours.get(path), theirs.get(path))
         if a is not None:
-            mine_entries.append(Entry(path, *a))
+            mine.append(a)
         if b is not None:
-            other_entries.append(Entry(path, *b))
+            other.append(b)
         if bad:
-            conflicts.append(f"files: {path}")
-    return (Manifest(ours.name, entries=tuple(mine_entries), **mine),
-            Manifest(ours.name, entries=tuple(other_entries), **other), conflicts)
-
-
-def _key(entry: Entry | None) -> tuple[str, int] | None:
-    return None if entry is None else (entry.oid, entry.size)
+            conflicts.append(f"{label}: {path}")
+    return tuple(mine), tuple(other)
 
 
 def merge_texts(base: bytes, ours: bytes, theirs: bytes, what: str = "manifest") -> MergeResult:

@@ -238,12 +238,15 @@ def _only_prefix(manifest: Manifest, prefix: str | None) -> Manifest:
     entries = tuple(
         e for e in manifest.entries if e.path == clean or e.path.startswith(clean + "/")
     )
-    if not entries:
+    refs = tuple(
+        r for r in manifest.references if r.path == clean or r.path.startswith(clean + "/")
+    )
+    if not entries and not refs:
         raise ArtifactNotFoundError(
             f"no files of {manifest.name!r} under {prefix!r}",
             hint=f"list them with `gart ls {manifest.name}`",
         )
-    return replace(manifest, entries=entries)
+    return replace(manifest, entries=entries, references=refs)
 
 
 def _resolve_in(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -252,11 +253,15 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         force: bool = False,
         progress: ProgressHook | None = None,
         dry_run: bool = False,
+        allow_changed_references: bool = False,
+        allow_missing_references: bool = False,
+        ref_options: str | None = None,
     ) -> list[tuple[Manifest, TransferResult, CheckoutPlan]]:
         """Fetch, verify, then check out each artifact (into `to` when given).
 
-        With `dry_run`, only resolve and plan: the result's `transferred` counts the objects
-        that would be downloaded, and the plan the files that would be written."""
+        References are fetched from their sources (fetch_references). With `dry_run`, only
+        resolve and plan: the result's `transferred` counts the objects that would be
+        downloaded, and the plan the files that would be written."""
         from gitartifacts.transfer import TransferResult
 
         if to is not None and len(specs) > 1:
@@ -271,11 +276,38 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
                 result = TransferResult(transferred=len(absent), present=len(oids) - len(absent))
             else:
                 (manifest,), result = self.fetch([spec], remote, jobs, path_prefix, progress)
+            if manifest.references and not dry_run:
+                resolved, downloaded = self.fetch_references(
+                    manifest, allow_changed_references, allow_missing_references, ref_options,
+                    jobs)
+                result.transferred += downloaded
+                manifest = replace(resolved, name=manifest.name)
             plan = self.checkout(manifest, force=force, to=to, partial=path_prefix,
                                  dry_run=dry_run,
                                  recoverable_elsewhere=self._on_remote(remote))
             out.append((manifest, result, plan))
         return out
+
+    def fetch_references(
+        self, manifest: Manifest, allow_changed: bool = False, allow_missing: bool = False,
+        ref_options: str | None = None, jobs: int | None = None,
+    ) -> tuple[Manifest, int]:
+        """Bring the manifest's references into the cache from their sources, verified;
+        returns the manifest with them as stored entries (allowed-missing ones left out) and
+        how many were downloaded. Sources are asked only for what the cache lacks."""
+        from gitartifacts import references as refsmod
+
+        done = refsmod.materialize(
+            self.reference_sources(ref_options), manifest.references, self.cache,
+            self._ref_memo(), allow_changed, allow_missing, jobs or self.config.jobs,
+            manifest.name)
+        for check in [*done.skipped, *done.taken_changed]:  # allowed, but never silent
+            what = ("vanished upstream: not placed" if check.state == "missing"
+                    else "changed upstream: placed as it is now")
+            print(f"warning: {manifest.name}: {check.ref.path} ({check.ref.uri}) {what}",
+                  file=sys.stderr)
+        return replace(manifest, entries=manifest.entries + tuple(done.entries),
+                       references=()), done.downloaded
 
     def _on_remote(self, remote: str | None) -> Callable[[set[str]], set[str]]:
         """For pull: which of these oids the remote has (their files are safe to replace)."""

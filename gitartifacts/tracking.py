@@ -23,7 +23,7 @@ from gitartifacts.errors import (
 )
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.hashing import FileStat
-from gitartifacts.manifest import Entry, Manifest
+from gitartifacts.manifest import Entry, Manifest, Reference
 from gitartifacts.paths import case_clash, check_relative_path, validate_name, validate_type
 from gitartifacts.repocore import ProgressHook, RepoCore, _state_prefix
 from gitartifacts.workspace import (
@@ -35,7 +35,7 @@ from gitartifacts.workspace import (
 )
 
 if TYPE_CHECKING:  # imported only by the commands that need them, to keep start-up fast
-    pass
+    from gitartifacts.references import RefCheck, Sources
 
 
 @dataclass
@@ -69,7 +69,17 @@ class ArtifactStatus:
         return "missing from cache" if self.missing_from_cache else "clean"
 
 
-@dataclass
+@dataclass(frozen=True)
+class RefRequest:
+    """One add_reference() / `gart add --ref`: what to list and how to record it."""
+
+    uri: str
+    name: str | None = None
+    checksum: bool = True
+    max_objects: int | None = None
+    upload: bool = False  # --to-remote: copy the bytes into gart's store (stored entries)
+    read_bytes: bool | None = None  # also record sha256 (default: file and http sources)
+
 
 @dataclass
 class DiffResult:
@@ -105,6 +115,21 @@ class Artifact:
         self.excludes: list[str] = []
         self._staging: Path | None = None  # new_file()'s directory
         self.logged: Any = None  # the published version, once run.log_artifact stored it
+        self.references: list[RefRequest] = []  # add_reference() calls, listed at save
+
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True,
+                      max_objects: int | None = None, upload: bool = False) -> None:
+        """Record bytes that stay at `uri` (W&B's add_reference): s3://, gs://, az://,
+        http(s):// or file://; a prefix expands to its objects when the artifact is saved.
+        `upload=True` copies them into gart's remote instead (stored entries)."""
+        from gitartifacts.references import SCHEMES, scheme_of
+
+        if scheme_of(uri) not in SCHEMES or "://" not in uri:
+            raise UsageError(f"{uri!r} is not an s3://, gs://, az://, http(s):// or file:// URI",
+                             hint="for a local file use add_file, or a file:///absolute/path")
+        if name is not None:
+            check_relative_path(name.strip("/"), "reference name")
+        self.references.append(RefRequest(uri, name, checksum, max_objects, upload))
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
         path = Path(local_path)
@@ -169,23 +194,31 @@ class Tracking(RepoCore):
         metadata: dict[str, Any] | None = None,
         excludes: Sequence[str] = (),
         progress: ProgressHook | None = None,
+        refs: Sequence[RefRequest] = (),
+        ref_options: str | None = None,
     ) -> AddResult:
-        """Hash `paths` into the cache and write the manifest (staged in git if autostage)."""
-        if not paths:
+        """Hash `paths` into the cache and write the manifest (staged in git if autostage).
+
+        `refs` are recorded as references (listed at their source, never copied unless a
+        request says `upload`); without them a re-add keeps the artifact's references."""
+        if not paths and not refs:
             raise UsageError("nothing to add", hint="give a file or directory, e.g. gart add data/")
         rels = [self._repo_relative(p) for p in paths]
         if name is None:
-            if len(rels) > 1:
+            if len(rels) > 1 or (rels and refs) or len(refs) > 1:
                 raise UsageError(
                     "several paths need one --name", hint="e.g. gart add a/ b/ --name my-dataset"
                 )
-            name = default_name(rels[0])
+            name = default_name(rels[0] if rels else refs[0].uri.rstrip("/").rpartition("/")[2])
         validate_name(name)
         if type is not None:
             validate_type(type)
         previous = self._existing_manifest(name)
         if previous is None:
             self._check_case(name)
+        if not rels:  # references only: keep the stored files, re-record the references
+            return self._add_references_only(name, previous, type, description, metadata,
+                                             refs, ref_options)
         if len(rels) == 1 and os.path.isdir(self.root / rels[0]):
             root_rel, include = rels[0], ["."]
         elif len(rels) == 1:
@@ -202,6 +235,10 @@ class Tracking(RepoCore):
             excludes = previous.exclude  # a re-add keeps the artifact's exclusions
         files = scan(root, include, self.ignore_rules(excludes),
                      allowed_link_roots=[self.config.cache_path])
+        references, uploaded = self._record_references(refs, ref_options, previous)
+        ref_paths = {r.path for r in references} | {e.path for e in uploaded}
+        for rel in ref_paths:  # a reference's pulled copy is not a stored file
+            files.pop(rel, None)
         result = compute_digests(
             files, self.state, _state_prefix(root), store=self.cache, progress=progress,
             jobs=self.config.jobs,
@@ -215,7 +252,9 @@ class Tracking(RepoCore):
             path=root_rel,
             include=tuple(include),
             exclude=tuple(excludes),
-            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+            entries=tuple([*uploaded, *(Entry(rel, oid, size)
+                                        for rel, (oid, size) in result.digests.items())]),
+            references=tuple(references),
         )
         new_text = manifestmod.dumps(new)
         path = self.manifest_path(name)
@@ -227,13 +266,121 @@ class Tracking(RepoCore):
             self.git.stage([self.manifest_relpath(name), *ignored])
         return AddResult(new, True, result.hashed, result.stored, path)
 
+    # -- references (issue 12) -------------------------------------------------------------
+
+    def reference_sources(self, ref_options: str | None = None) -> Sources:
+        """Where references are read from, with which remote's options (references.py)."""
+        from gitartifacts.references import Sources
+
+        return Sources(self.config.remotes, ref_options)
+
+    def _ref_memo(self) -> Any:
+        from gitartifacts.references import Memo
+
+        return Memo(self.config.tmp_path / "refs")
+
+    def _record_references(
+        self, requests: Sequence[RefRequest], ref_options: str | None,
+        previous: Manifest | None,
+    ) -> tuple[list[Reference], list[Entry]]:
+        """List the requested URIs: (references, stored entries of `upload` requests). With
+        no requests, the previous manifest's references are kept as recorded."""
+        from gitartifacts import references as refsmod
+
+        if not requests:
+            return (list(previous.references) if previous is not None else []), []
+        sources = self.reference_sources(ref_options)
+        recorded: list[Reference] = []
+        uploaded: list[Entry] = []
+        for request in requests:
+            found = refsmod.expand(sources, request.uri, request.name, request.checksum,
+                                   request.max_objects, request.read_bytes, self.config.jobs)
+            if request.upload:
+                done = refsmod.materialize(sources, found, self.cache, refsmod.Memo(None),
+                                           jobs=self.config.jobs, name=request.uri)
+                uploaded.extend(done.entries)
+            else:
+                recorded.extend(found)
+        seen: dict[str, str] = {}
+        for path, uri in [*((r.path, r.uri) for r in recorded),
+                          *((e.path, "--to-remote") for e in uploaded)]:
+            if path in seen:
+                raise UsageError(f"two references would be named {path!r} ({seen[path]}, {uri})",
+                                 hint="give them different names (add_reference(uri, name=...))")
+            seen[path] = uri
+        return recorded, uploaded
+
+    def _add_references_only(
+        self, name: str, previous: Manifest | None, type: str | None,
+        description: str | None, metadata: dict[str, Any] | None,
+        requests: Sequence[RefRequest], ref_options: str | None,
+    ) -> AddResult:
+        references, uploaded = self._record_references(requests, ref_options, previous)
+        root_rel = previous.path if previous is not None else f"artifacts/{name}"
+        include = previous.include if previous is not None else (".",)
+        new_paths = {r.path for r in references} | {e.path for e in uploaded}
+        kept = [e for e in (previous.entries if previous is not None else ())
+                if e.path not in new_paths]
+        if previous is None:
+            self._check_not_tracked([root_rel])
+            self._check_overlap(name, root_rel, include)
+        gitignore = self._gitignore_update([_join(root_rel, i) for i in include])
+        new = Manifest(
+            name=name,
+            type=type or (previous.type if previous else "dataset"),
+            description=description if description is not None else (
+                previous.description if previous else ""),
+            metadata=metadata if metadata is not None else (previous.metadata if previous else {}),
+            path=root_rel, include=tuple(include),
+            exclude=previous.exclude if previous is not None else (),
+            entries=tuple([*kept, *uploaded]), references=tuple(references),
+        )
+        return self._write_added(new, previous, gitignore, 0, len(uploaded))
+
+    def _write_added(self, new: Manifest, previous: Manifest | None, gitignore: str | None,
+                     hashed: int, stored: int) -> AddResult:
+        new_text = manifestmod.dumps(new)
+        path = self.manifest_path(new.name)
+        if previous is not None and path.read_text(encoding="utf-8") == new_text:
+            return AddResult(new, False, hashed, stored, path)
+        ignored = self._write_gitignore(gitignore)
+        self.write_manifest(new)
+        if self.config.autostage:
+            self.git.stage([self.manifest_relpath(new.name), *ignored])
+        return AddResult(new, True, hashed, stored, path)
+
+    def check_references(self, names: Iterable[str] | None = None,
+                         ref_options: str | None = None) -> dict[str, list[RefCheck]]:
+        """`gart status --check-refs`: each artifact's references compared with their
+        sources (one listing per prefix), by artifact name."""
+        from gitartifacts import references as refsmod
+
+        sources = self.reference_sources(ref_options)
+        out = {}
+        for name in names or self.artifact_names():
+            manifest = self.load_manifest(name)
+            if manifest.references:
+                out[name] = refsmod.check(sources, manifest.references, deep=True)
+        return out
+
+    def cached_references(self, manifest: Manifest) -> tuple[Manifest, set[str]]:
+        """The manifest with every reference whose bytes the cache holds as a stored entry
+        (no source asked), and the paths of the others, which a checkout leaves alone."""
+        if not manifest.references:
+            return manifest, set()
+        from gitartifacts.references import from_cache
+
+        entries, rest = from_cache(manifest.references, self.cache, self._ref_memo())
+        return (replace(manifest, entries=manifest.entries + tuple(entries), references=()),
+                {r.path for r in rest})
+
     def save(self, artifact: Artifact, path: str | None = None) -> AddResult:
         """Store a W&B-style Artifact built with add_file/add_dir and write its manifest.
 
         Its working-tree location is `path`, else the directory it was gathered from when
         every file sits at <dir>/<artifact path>, else `artifacts/<name>`.
         """
-        if not artifact.files:
+        if not artifact.files and not artifact.references:
             raise UsageError(f"artifact {artifact.name!r} has no files", hint="call add_file first")
         previous = self._existing_manifest(artifact.name)
         if previous is None:
@@ -250,10 +397,13 @@ class Tracking(RepoCore):
             for rel, local in artifact.files.items()
         }
         result = compute_digests(files, self.state, "/", store=self.cache, jobs=self.config.jobs)
+        references, uploaded = self._record_references(artifact.references, None, None)
         new = Manifest(
             name=artifact.name, type=artifact.type, description=artifact.description,
             metadata=artifact.metadata, path=path,
-            entries=tuple(Entry(rel, oid, size) for rel, (oid, size) in result.digests.items()),
+            entries=tuple([*uploaded, *(Entry(rel, oid, size)
+                                        for rel, (oid, size) in result.digests.items())]),
+            references=tuple(references),
         )
         changed = previous is None or manifestmod.dumps(previous) != manifestmod.dumps(new)
         if changed:
@@ -345,6 +495,8 @@ class Tracking(RepoCore):
         for name in names or self.artifact_names():
             manifest = self.load_manifest(name)
             digests = self.workspace_digests(manifest)
+            for ref in manifest.references:  # pulled copies of references: not stored files
+                digests.pop(ref.path, None)
             comparison = compare(manifest.entries, digests)
             absent = self.cache.missing({e.oid for e in manifest.entries})
             missing = [e.path for e in manifest.entries if e.oid in absent]
@@ -369,13 +521,14 @@ class Tracking(RepoCore):
         root = Path(to) if to is not None else self.root / manifest.path
         if partial:  # only this path inside the artifact: leave everything else alone
             manifest = replace(manifest, include=(partial.strip("/"),))
+        manifest, keep = self.cached_references(manifest)
         return checkoutmod.checkout(
             manifest, root, self.cache, self.state, self.config.link_types,
             self.ignore_rules(manifest.exclude), force=force, progress=progress,
             dry_run=dry_run, allowed_link_roots=[self.config.cache_path],
             # no symlink below the repository root is followed on the way to the data
             anchor=self.root if to is None else None,
-            recoverable_elsewhere=recoverable_elsewhere,
+            recoverable_elsewhere=recoverable_elsewhere, keep=keep,
         )
 
     def diff(self, name: str, old: str | None = None, new: str | None = None) -> DiffResult:

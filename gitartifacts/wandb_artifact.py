@@ -23,7 +23,7 @@ from gitartifacts.errors import ArtifactNotFoundError, GartError, UsageError
 from gitartifacts.foreign import default_download_root
 from gitartifacts.hashing import FileStat
 from gitartifacts.ignore import IgnoreRules
-from gitartifacts.manifest import Entry, Manifest
+from gitartifacts.manifest import Entry, Manifest, Reference
 from gitartifacts.repocore import _state_prefix
 from gitartifacts.runs import lineage_graph
 from gitartifacts.versioning import VersionMeta
@@ -51,12 +51,28 @@ class Collection:
 class ArtifactEntry:
     """One file of a version (W&B's ArtifactManifestEntry): path, sha256 digest, size."""
 
-    def __init__(self, artifact: ArtifactVersion, entry: Entry) -> None:
+    def __init__(self, artifact: ArtifactVersion, entry: Entry | Reference) -> None:
         self._artifact = artifact
         self.path = entry.path
-        self.digest = entry.oid
-        self.size = entry.size
-        self.ref: str | None = None  # stored, not a reference
+        self._reference: Reference | None = None
+        if isinstance(entry, Reference):  # bytes at a URI (add_reference)
+            self._reference = entry
+            pins = entry.pins
+            self.digest = entry.sha256 or pins.get("etag") or pins.get("md5") or entry.uri
+            self.size: int | None = entry.size
+            self.ref: str | None = entry.uri
+            self.extra = pins
+        else:
+            self.digest = entry.oid
+            self.size = entry.size
+            self.ref = None  # stored, not a reference
+            self.extra = {}
+
+    def ref_target(self) -> str:
+        """The URI a reference entry points at (W&B); ValueError for a stored file."""
+        if self.ref is None:
+            raise ValueError(f"{self.path} is not a reference entry")
+        return self.ref
 
     @property
     def name(self) -> str:
@@ -67,7 +83,11 @@ class ArtifactEntry:
         """Fetch this one file into `root` (default: the artifact's download directory);
         returns the file's path."""
         del skip_cache  # the cache is content-addressed: it is always safe to use
-        base = self._artifact._place([Entry(self.path, self.digest, self.size)], root)
+        if self._reference is not None:
+            entries = self._artifact._resolve_references((self._reference,), False)
+        else:
+            entries = [Entry(self.path, self.digest, self.size or 0)]
+        base = self._artifact._place(entries, root)
         return str(base / self.path)
 
     def __repr__(self) -> str:
@@ -187,12 +207,16 @@ class ArtifactVersion:
         """The version's files (only `names` when given), in path order."""
         del per_page  # one list: the manifest is already local
         wanted = set(names) if names is not None else None
-        return [ArtifactEntry(self, e) for e in self.manifest.entries
-                if wanted is None or e.path in wanted]
+        every = sorted([*self.manifest.entries, *self.manifest.references],
+                       key=lambda e: e.path)
+        return [ArtifactEntry(self, e) for e in every if wanted is None or e.path in wanted]
 
     def get_entry(self, name: str) -> ArtifactEntry:
         """The file at `name`; KeyError when the version has no such file (as W&B)."""
-        entry = self.manifest.by_path().get(name.strip("/"))
+        entry: Entry | Reference | None = self.manifest.by_path().get(name.strip("/"))
+        if entry is None:
+            entry = next((r for r in self.manifest.references if r.path == name.strip("/")),
+                         None)
         if entry is None:
             raise KeyError(f"{self.name} has no file {name!r}")
         return ArtifactEntry(self, entry)
@@ -212,10 +236,14 @@ class ArtifactVersion:
 
         Only the artifact's own files are written (an existing identical file is left alone);
         nothing else in `root` is touched or deleted."""
-        del allow_missing_references, skip_cache, multipart  # no references; cache always safe
+        del skip_cache, multipart  # the cache is content-addressed: always safe
         entries = [e for e in self.manifest.entries
                    if not path_prefix or e.path.startswith(path_prefix)]
-        if path_prefix and not entries:
+        refs = [r for r in self.manifest.references
+                if not path_prefix or r.path.startswith(path_prefix)]
+        if refs:  # fetched from their sources, verified (references.materialize)
+            entries += self._resolve_references(refs, allow_missing_references)
+        if path_prefix and not entries and not refs:
             raise ArtifactNotFoundError(
                 f"no files of {self.name} start with {path_prefix!r}",
                 hint=f"list them with `gart ls {self.manifest.name}@{self.version}`",
@@ -229,8 +257,11 @@ class ArtifactVersion:
         self._fetch(self.manifest.entries)
         from gitartifacts import checkout as checkoutmod
 
+        resolved = self._resolve_references(self.manifest.references, False)
+        manifest = replace(self.manifest, entries=self.manifest.entries + tuple(resolved),
+                           references=())
         checkoutmod.checkout(
-            replace(self.manifest, include=(".",), exclude=()), target, self.repo.cache,
+            replace(manifest, include=(".",), exclude=()), target, self.repo.cache,
             self.repo.state, self.repo.config.link_types, IgnoreRules([]), force=True,
             exact=True,
         )
@@ -244,6 +275,11 @@ class ArtifactVersion:
         digests = compute_digests(found, self.repo.state, _state_prefix(target),
                                   jobs=self.repo.config.jobs).digests
         wanted = self.manifest.by_path()
+        memo = self.repo._ref_memo()
+        for ref in self.manifest.references:  # known bytes are checked, the rest exist
+            oid = memo.get(ref)
+            wanted[ref.path] = Entry(ref.path, oid or digests.get(ref.path, ("",))[0],
+                                     ref.size or 0)
         changed = sorted(p for p, e in wanted.items() if p in digests and digests[p][0] != e.oid)
         missing = sorted(set(wanted) - set(digests))
         extra = sorted(set(digests) - set(wanted))
@@ -362,6 +398,16 @@ class ArtifactVersion:
         result = transfer.fetch(store, self.repo.cache, oids, self.repo.config.jobs)
         if result.failed:
             raise _transfer_error("pull", result.failed, [subset], store.describe())
+
+    def _resolve_references(self, refs: Sequence[Reference],
+                            allow_missing: bool) -> list[Entry]:
+        """References as cache entries: fetched from their sources and verified (W&B's
+        download of a reference); allow_missing skips vanished ones (warned)."""
+        if not refs:
+            return []
+        subset = replace(self.manifest, entries=(), references=tuple(refs))
+        resolved, _count = self.repo.fetch_references(subset, allow_missing=allow_missing)
+        return list(resolved.entries)
 
     def _place(self, entries: Sequence[Entry], root: str | os.PathLike[str] | None) -> Path:
         """Write `entries` under the root, skipping files already identical; never deletes."""

@@ -141,8 +141,11 @@ class S3Server:
             self._session = get_session()
         return self._session
 
-    def create_bucket(self, name: str) -> None:
+    def create_bucket(self, name: str, versioned: bool = False) -> None:
         self.client().create_bucket(Bucket=name)
+        if versioned:
+            self.client().put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         self.app.take()
 
     def take(self) -> list[Request]:

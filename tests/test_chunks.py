@@ -336,7 +336,7 @@ def test_small_artifacts_stay_format_1_and_an_unknown_format_is_refused(chunked:
     text = (chunked.work / ".gart" / "artifacts" / "notes.yaml").read_text()
     assert text.startswith("gart: 1\n")
     with pytest.raises(Exception, match="upgrade gitartifacts|not supported"):
-        loads(text.replace("gart: 1\n", "gart: 3\n"))
+        loads(text.replace("gart: 1\n", "gart: 4\n"))
 
 
 def test_fsck_reports_a_chunk_list_whose_chunks_are_gone(chunked: Project) -> None:

@@ -30,6 +30,7 @@ ROWS: dict[str, float] = {
     "placer": 5.5,  # safe file placement over the store
     "gitmeta": 5.5,  # path-list commits and refs/gart/ records, over gitcli's runner
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
+    "references": 6.1,  # sources of external references: list, check, fetch (over remote)
     "checkout": 6.2,  # plans against the scanned working tree, places with placer
     "repocore": 6.5,  # one repository's state; the rooms below build on it
     "tracking": 6.6, "remoteconfig": 6.6, "versioning": 6.6,

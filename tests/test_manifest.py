@@ -169,7 +169,7 @@ def test_crafted_manifest_is_accepted() -> None:
     assert m.by_path() == {"a.txt": Entry("a.txt", A, 1), "b/c.txt": Entry("b/c.txt", B, 2)}
 
 
-@pytest.mark.parametrize("version", ["3", "0", "true", "1.5", '"1"', "null"])
+@pytest.mark.parametrize("version", ["4", "0", "true", "1.5", '"1"', "null"])
 def test_unknown_format_version_is_refused(version: str) -> None:
     with pytest.raises(ManifestError, match="not supported") as info:
         mm.loads(craft([f"{A} 1 a"], gart=version))

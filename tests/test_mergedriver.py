@@ -213,3 +213,27 @@ def test_modify_delete_and_add_add() -> None:
     assert out.conflicts == [] and set(entries(manifestmod.loads(out.text))) == {"x", "y"}
     out = merge_texts(b"", manifest(x="1").encode(), manifest(x="2").encode())
     assert out.conflicts == ["files: x"]
+
+
+def test_references_and_the_storage_format_survive_a_merge() -> None:
+    from gitartifacts.manifest import Reference
+
+    a = Entry("a", "1" * 64, 1)
+    ref = Reference("ext/x.csv", "s3://bucket/x.csv", 5, None, (("etag", '"e1"'),))
+    moved = ref._replace(pin=(("etag", '"e2"'),))
+    base = Manifest("m", entries=(a,), references=(ref,))
+    ours = Manifest("m", entries=(a, Entry("b", "2" * 64, 2)), references=(ref,), format=2)
+    theirs = Manifest("m", entries=(a,), references=(moved,
+                      Reference("ext/y.csv", "s3://bucket/y.csv", 7, None, (("etag", '"f"'),))))
+    out = merge_texts(*(manifestmod.dumps(m).encode() for m in (base, ours, theirs)))
+    assert out.clean, out.conflicts
+    merged = manifestmod.loads(out.text)
+    assert {e.path for e in merged.entries} == {"a", "b"}
+    assert {r.path: r.pins for r in merged.references} == {
+        "ext/x.csv": {"etag": '"e2"'}, "ext/y.csv": {"etag": '"f"'}}
+    clash = Manifest("m", entries=(a,), references=(ref._replace(pin=(("etag", '"e3"'),)),))
+    out = merge_texts(*(manifestmod.dumps(m).encode() for m in (base, theirs, clash)))
+    assert out.conflicts == ["refs: ext/x.csv"]
+    chunked = Manifest("m", entries=(a,), format=2)
+    out = merge_texts(*(manifestmod.dumps(m).encode() for m in (base, chunked, base)))
+    assert manifestmod.loads(out.text).format == 2  # a chunked side keeps gart: 2
