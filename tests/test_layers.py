@@ -20,6 +20,7 @@ ROWS: dict[str, float] = {
     "config": 2,
     "paths": 3, "hashing": 3,
     "manifest": 4, "lineage": 4,
+    "backenderrors": 4.5,  # every backend's exceptions -> gart errors, below objects and remote
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
     "remote": 6, "transfer": 6, "aliases": 6, "workspace": 6,
     "api": 7,
