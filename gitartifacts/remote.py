@@ -211,9 +211,9 @@ def filesystem(remote: RemoteConfig) -> tuple[Any, str]:
     try:
         options = _with_limits(scheme, options, limits)
         if scheme in GCS_SCHEMES:
-            fs, root = _construct(_gcs_class(limits.retries + 1), remote.url, options)
+            fs, root = _construct(gcs_filesystem_class(limits.retries + 1), remote.url, options)
         elif scheme in AZURE_SCHEMES:
-            fs, root = _construct(_azure_class(limits), remote.url, options)
+            fs, root = _construct(azure_filesystem_class(limits), remote.url, options)
         else:
             fs, root = url_to_fs(remote.url, **options)
         if scheme in S3_SCHEMES:
@@ -310,7 +310,7 @@ def _aiohttp_timeout(limits: Limits) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _gcs_class(attempts: int) -> type:
+def gcs_filesystem_class(attempts: int) -> type:
     """gcsfs's core GCSFileSystem with `attempts` tries per request.
 
     Not the class fsspec registers: gcsfs's experimental zonal/HNS subclass looks the
@@ -328,7 +328,7 @@ def _gcs_class(attempts: int) -> type:
 
 
 @functools.lru_cache(maxsize=8)
-def _azure_class(limits: Limits) -> type:
+def azure_filesystem_class(limits: Limits) -> type:
     """adlfs's AzureBlobFileSystem whose service client has gart's timeouts and retries.
 
     adlfs passes its timeouts only to blob uploads and downloads, not to listings, and the
