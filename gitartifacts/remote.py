@@ -282,7 +282,7 @@ def _with_limits(scheme: str, options: dict[str, Any], limits: Limits) -> dict[s
         config = dict(out.get("config_kwargs") or {})
         config.setdefault("connect_timeout", limits.connect_timeout)
         config.setdefault("read_timeout", limits.read_timeout)
-        config.setdefault("retries", {"max_attempts": limits.retries + 1, "mode": "standard"})
+        config.setdefault("retries", {"total_max_attempts": limits.retries + 1, "mode": "standard"})
         out["config_kwargs"] = config
     elif scheme in GCS_SCHEMES:
         if out.get("requests_timeout") is None:
