@@ -38,7 +38,7 @@ SAFE_OPTIONS = frozenset(
      "skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths",
      "project", "access", "consistency", "default_location", "cache_timeout",
      "requests_timeout", "check_connection", "account_name", "account_host", "location_mode",
-     "blocksize", "socket_timeout"}
+     "blocksize", "socket_timeout", "connect_timeout", "read_timeout", "retries"}
 )
 # Names that look like a credential: their values are masked in any text gart prints.
 _SECRET_NAME_RE = re.compile(

@@ -61,6 +61,18 @@ class RemoteError(GartError, OSError):
     """A remote could not be reached, or refused an operation."""
 
 
+class RemoteAccessError(RemoteError, PermissionError):
+    """The remote refused our credentials, or has none to go by (never retried)."""
+
+
+class BucketNotFoundError(RemoteError):
+    """The remote's bucket or container does not exist: not an empty remote, an error."""
+
+
+class RemoteUnreachableError(RemoteError, ConnectionError):
+    """The remote's endpoint could not be connected to, or did not answer in time."""
+
+
 class GitError(GartError, RuntimeError):
     """A git operation failed."""
 

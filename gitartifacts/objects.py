@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol
 
 from gitartifacts import testhooks
-from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
+from gitartifacts.backenderrors import Site, bucket_not_found, missing_bucket, translate
+from gitartifacts.errors import CorruptObjectError, GartError, ObjectNotFoundError
 from gitartifacts.fsutil import TEMP_PREFIX, temp_name
 from gitartifacts.hashing import hash_file
 
@@ -220,10 +221,15 @@ class LocalBackend:
 class FsspecBackend:
     """Any fsspec filesystem; errors come back as gart errors naming the remote object."""
 
-    def __init__(self, fs: Any, root: str, url: str | None = None) -> None:
+    def __init__(
+        self, fs: Any, root: str, url: str | None = None, site: Site | None = None
+    ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url or root
+        # Where requests go (remote name, endpoint, bucket, limits): for error messages.
+        self.site = site or Site(url=self.url)
+        self._bucket_seen = False  # the bucket answered once: an empty listing means empty
         # Object stores (s3, gcs, azure) have no rename, but a whole-object put is atomic
         # there. Anywhere else (sftp, hdfs, webdav, ...) an interrupted put can leave a
         # truncated object under its final name, which the next push would take as present:
@@ -232,6 +238,17 @@ class FsspecBackend:
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
+
+    def _bounded(self, size: int) -> dict[str, Any]:
+        """A deadline for one upload on an async filesystem (fsspec's `timeout=`).
+
+        The libraries' read timeouts do not cover an upload whose answer never comes (an
+        endpoint that accepts and stays silent held a PUT forever): give it the time the
+        limits allow for the request and its retries, plus the bytes at a crawl."""
+        if not getattr(self.fs, "async_impl", False) or self.site.read_timeout is None:
+            return {}
+        per_try = (self.site.connect_timeout or 0) + self.site.read_timeout
+        return {"timeout": per_try * 2 + size / _SLOWEST_UPLOAD}
 
     def describe(self) -> str:
         return self.url
@@ -252,7 +269,7 @@ class FsspecBackend:
         testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
-                self.fs.pipe_file(self.path(key), data)
+                self.fs.pipe_file(self.path(key), data, **self._bounded(len(data)))
                 return
             parent = self.path(key).rpartition("/")[0]
             self.fs.makedirs(parent, exist_ok=True)
@@ -267,7 +284,8 @@ class FsspecBackend:
         testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
-                self.fs.put_file(str(source), self.path(key))
+                self.fs.put_file(str(source), self.path(key),
+                                 **self._bounded(source.stat().st_size))
                 return
             parent = self.path(key).rpartition("/")[0]
             self.fs.makedirs(parent, exist_ok=True)
@@ -283,8 +301,10 @@ class FsspecBackend:
         with _translate(self, directory):
             try:
                 names = self.fs.ls(self.path(directory), detail=False)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                self._check_bucket(exc)  # a missing bucket is an error, not an empty remote
                 return []
+            self._bucket_seen = True
         out = [str(n).rstrip("/").rpartition("/")[2] for n in names]
         return [n for n in out if n and not n.startswith(".")]
 
@@ -293,8 +313,10 @@ class FsspecBackend:
         with _translate(self, directory):
             try:
                 infos = self.fs.ls(self.path(directory), detail=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                self._check_bucket(exc)  # a missing bucket is an error, not an empty remote
                 return {}
+            self._bucket_seen = True
         out: dict[str, int] = {}
         for info in infos:
             name = str(info.get("name", "")).rstrip("/").rpartition("/")[2]
@@ -310,6 +332,24 @@ class FsspecBackend:
             except FileNotFoundError:
                 pass
 
+    def _check_bucket(self, exc: FileNotFoundError) -> None:
+        """Raise BucketNotFoundError if `exc` (an empty listing) came from a missing bucket.
+
+        s3 and azure say so in the exception; where it cannot tell (gcs), the bucket is
+        asked about once per store."""
+        bucket = self.site.bucket
+        if bucket is None or self._bucket_seen:
+            return
+        missing = missing_bucket(exc, self.site.scheme)
+        if missing is None:
+            missing = not self.fs.exists(bucket)
+        if missing:
+            raise bucket_not_found(self.site) from None
+        self._bucket_seen = True
+
+
+_SLOWEST_UPLOAD = 256 << 10  # bytes/s an upload may crawl at before it counts as hung
+
 
 ATOMIC_PUT_PROTOCOLS = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
@@ -322,7 +362,7 @@ def _has_atomic_put(fs: Any) -> bool:
 
 
 class _translate:
-    """Map backend exceptions to gart errors that name the remote object."""
+    """Backend exceptions become gart errors naming the remote object (backenderrors.py)."""
 
     def __init__(self, backend: FsspecBackend, key: str) -> None:
         self.backend = backend
@@ -332,23 +372,16 @@ class _translate:
         return None
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, (ObjectNotFoundError, RemoteError)):
+        if exc is None or isinstance(exc, GartError):
             return False
-        where = f"{self.backend.describe()}/{self.key}"
-        if isinstance(exc, FileNotFoundError):
-            raise ObjectNotFoundError(f"{where} does not exist") from exc
-        if isinstance(exc, PermissionError):
-            raise RemoteError(
-                f"access denied to {where}", hint="check the remote's credentials"
-            ) from exc
-        if isinstance(exc, (OSError, TimeoutError, ConnectionError)) or _is_network_error(exc):
-            raise RemoteError(f"remote I/O failed on {where}: {exc}") from exc
-        return False
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    module = type(exc).__module__ or ""
-    return module.startswith(("botocore", "aiohttp", "aiobotocore", "urllib3", "requests"))
+        if not isinstance(exc, Exception):
+            return False  # KeyboardInterrupt, SystemExit: never translated
+        if isinstance(exc, FileNotFoundError):  # a missing bucket first (a lock, a write)
+            self.backend._check_bucket(exc)
+        error = translate(exc, self.backend.site, self.key)
+        if error is None:
+            return False  # a programming error: let it surface as itself
+        raise error from exc
 
 
 def serialize_index(entries: dict[str, PackLocation] | Iterable[tuple[str, int, int]]) -> bytes:

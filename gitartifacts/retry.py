@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gitartifacts.errors import CorruptObjectError, GartError, ObjectNotFoundError, RemoteError
+from gitartifacts.errors import (
+    BucketNotFoundError,
+    CorruptObjectError,
+    GartError,
+    ObjectNotFoundError,
+    RemoteError,
+    RemoteUnreachableError,
+)
 
 T = TypeVar("T")
 
@@ -24,9 +31,10 @@ def is_transient(exc: BaseException) -> bool:
 
     Never transient: a missing or corrupt object (the bytes will not change by asking again),
     a denied permission, and programming errors (TypeError, ValueError, ...)."""
-    if isinstance(exc, (ObjectNotFoundError, CorruptObjectError, FileNotFoundError,
-                        PermissionError, IsADirectoryError, NotADirectoryError)):
-        return False
+    if isinstance(exc, (ObjectNotFoundError, CorruptObjectError, BucketNotFoundError,
+                        RemoteUnreachableError, FileNotFoundError, PermissionError,
+                        IsADirectoryError, NotADirectoryError)):
+        return False  # an unreachable endpoint was already retried within the remote's limits
     if isinstance(exc, (RemoteError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return True
     if isinstance(exc, GartError):

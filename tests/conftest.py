@@ -202,6 +202,16 @@ def snapshot() -> Callable[[Path], tuple[str, dict[str, tuple[int, int, int]]]]:
 # ---------------------------------------------------------------------------------------
 from s3_server import s3, s3_server  # noqa: E402, F401, I001
 
+# ---------------------------------------------------------------------------------------
+# GCS, Azure and a silent endpoint — gcp-storage-emulator in-process (tests/gcs_server.py),
+# azurite as a child process (tests/azure_server.py; skipped with a reason when absent unless
+# GART_TEST_REQUIRE_EMULATORS is set), and a socket that accepts and never answers
+# (tests/silent_server.py). Fixtures: gcs_server, gcs, azurite, azure, silent_server.
+# ---------------------------------------------------------------------------------------
+from azure_server import azure, azurite  # noqa: E402, F401, I001
+from gcs_server import gcs, gcs_server  # noqa: E402, F401, I001
+from silent_server import silent_server  # noqa: E402, F401, I001
+
 
 # ---------------------------------------------------------------------------------------
 # Runs & lineage — a published "world" for tests/test_run.py and tests/test_cli_run.py:

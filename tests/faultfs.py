@@ -38,6 +38,7 @@ class FaultyFileSystem(AbstractFileSystem):
     with options from the remote's config), so gart's own code runs unpatched. Options:
 
         target_protocol  "file" (default) or "memory": where the bytes really live
+        target_options   options of the target filesystem (an emulator's endpoint, ...)
         fault_method     which method misbehaves: cat_file, pipe_file, put_file or get_file
         fault_path       only calls on paths containing this text count (default: all)
         fault_call       the first counted call (1-based, per method) that misbehaves
@@ -68,6 +69,7 @@ class FaultyFileSystem(AbstractFileSystem):
         fault_mode: str = "error",
         stall_marker: str | None = None,
         stall_seconds: float = 60.0,
+        target_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,7 +77,9 @@ class FaultyFileSystem(AbstractFileSystem):
             raise ValueError(f"fault_method must be one of {FAULT_METHODS}")
         if fault_mode not in FAULT_MODES:
             raise ValueError(f"fault_mode must be one of {FAULT_MODES}")
-        self.inner = fsspec.filesystem(target_protocol, skip_instance_cache=True)
+        self.inner = fsspec.filesystem(
+            target_protocol, **{"skip_instance_cache": True, **(target_options or {})}
+        )
         self.fault_method = fault_method
         self.fault_path = str(fault_path)
         self.fault_call = int(fault_call)

@@ -1,9 +1,9 @@
 """External references (issue 12): bytes that stay in S3, GCS, Azure, HTTP or a file share.
 
 Every source is real and on loopback: moto's S3 server (a versioned and an unversioned
-bucket), stdlib HTTP servers with and without ETag, file:// directories, and — when their
-fixtures are present (tests/gcs_server.py, tests/azure_server.py) — gcp-storage-emulator and
-azurite. Nothing of gart's own is mocked."""
+bucket), stdlib HTTP servers with and without ETag, file:// directories,
+gcp-storage-emulator and azurite (tests/gcs_server.py, tests/azure_server.py). Nothing of
+gart's own is mocked."""
 
 from __future__ import annotations
 
@@ -13,21 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from azure_server import AzureContainer
 from conftest import Project, git, ok, one_error, read_tree, run_gart
+from gcs_server import GcsBucket
 from http_source import HttpSource, http_source, http_source_plain  # noqa: F401
 from s3_server import S3Bucket
 
 from gitartifacts import manifest as mm
 from gitartifacts.api import Repo
 from gitartifacts.errors import GartError
-
-try:  # the GCS/Azure fixtures arrive with the backends branch; skip until then
-    from gcs_server import gcs, gcs_server  # noqa: F401
-except ImportError:  # pragma: no cover - depends on the merge order
-    @pytest.fixture
-    def gcs() -> None:
-        pytest.skip("tests/gcs_server.py (the `gcs` fixture) is not in this tree yet")
-
 
 PLAIN, VERSIONED = "refs-plain", "refs-versioned"
 
@@ -411,11 +405,7 @@ def test_wandb_add_reference_ref_target_and_download(project: Project, buckets: 
 # -- GCS (gcp-storage-emulator through gcsfs) ------------------------------------------------
 
 
-def test_gcs_prefix_records_generation_and_fetches_it(project: Project, gcs,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    # gcsfs's experimental HNS subclass probes the bucket over gRPC (60 s against an
-    # emulator); the backends branch's remote.filesystem picks the core class instead.
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+def test_gcs_prefix_records_generation_and_fetches_it(project: Project, gcs: GcsBucket) -> None:
     fs = gcs.fs()
     fs.pipe({f"{gcs.bucket}/g/a.bin": b"ga", f"{gcs.bucket}/g/b.bin": b"gb"})
     ok(gart(project, "remote", "add", "gsrc", f"gs://{gcs.bucket}"))
@@ -429,3 +419,25 @@ def test_gcs_prefix_records_generation_and_fetches_it(project: Project, gcs,
     assert read_tree(project.root / "artifacts" / "g") == {"a.bin": b"ga", "b.bin": b"gb"}
     fs.pipe({f"{gcs.bucket}/g/a.bin": b"changed"})
     assert gart(project, "status", "--check-refs").rc == 1
+
+
+# -- Azure (azurite through adlfs) -----------------------------------------------------------
+
+
+def test_azure_prefix_records_its_etag_and_a_change_upstream_is_seen(
+    project: Project, azure: AzureContainer
+) -> None:
+    fs = azure.fs()
+    fs.pipe({f"{azure.container}/raw/a.bin": b"aa", f"{azure.container}/raw/b.bin": b"bb"})
+    ok(gart(project, "remote", "add", "asrc", f"az://{azure.container}"))
+    for key, value in azure.options.items():
+        ok(gart(project, "remote", "modify", "asrc", key, str(value), "--local"))
+    ok(gart(project, "add", "--ref", f"az://{azure.container}/raw/", "--name", "raw-az"))
+    refs = manifest_of(project, "raw-az").references
+    assert [r.path for r in refs] == ["a.bin", "b.bin"]
+    assert "etag" in refs[0].pins
+    ok(gart(project, "pull", "raw-az"))
+    assert read_tree(project.root / "artifacts" / "raw-az") == {"a.bin": b"aa", "b.bin": b"bb"}
+    fs.pipe({f"{azure.container}/raw/a.bin": b"changed"})
+    changed = gart(project, "status", "--check-refs")
+    assert changed.rc == 1 and "a.bin" in changed.out + changed.err

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 from pathlib import Path
 
 import faultfs  # registers faulty://
 import pytest
+from gcs_server import GcsBucket
 from s3_server import HttpFault, S3Bucket
 
 from gitartifacts.config import RemoteConfig
-from gitartifacts.errors import ConfigError, ObjectNotFoundError, RemoteError, UsageError
+from gitartifacts.errors import (
+    BucketNotFoundError,
+    ConfigError,
+    ObjectNotFoundError,
+    RemoteAccessError,
+    RemoteError,
+    RemoteUnreachableError,
+    UsageError,
+)
 from gitartifacts.objects import FsspecBackend, LocalBackend, ObjectStore
 from gitartifacts.remote import (
+    BACKEND_PACKAGES,
+    Limits,
     check_option,
     check_url,
     local_path_of,
@@ -108,12 +120,16 @@ def test_object_stores_put_whole_objects_others_write_then_rename(tmp_path: Path
 
 
 def test_a_missing_backend_gets_a_one_line_install_hint(tmp_path: Path) -> None:
-    if importlib.util.find_spec("gcsfs") is not None:
-        pytest.skip("gcsfs is installed here")
+    # The test extras install gcsfs and adlfs: check the hint on a backend absent here.
+    absent = [(scheme, package) for scheme, package in BACKEND_PACKAGES.items()
+              if scheme in ("gs", "webdav", "hdfs") and importlib.util.find_spec(package) is None]
+    if not absent:
+        pytest.skip("gcsfs, webdav4 and pyarrow are all installed here")
+    scheme, package = absent[0]
     with pytest.raises(RemoteError) as info:
-        store_for(tmp_path, "gs://bucket/gart")
-    assert "gs://" in info.value.message and "not installed" in info.value.message
-    assert info.value.hint == "pip install gcsfs"
+        store_for(tmp_path, f"{scheme}://bucket/gart")
+    assert f"{scheme}://" in info.value.message and "not installed" in info.value.message
+    assert info.value.hint == f"pip install {package}"
     assert "\n" not in info.value.message + info.value.hint
 
 
@@ -176,3 +192,92 @@ def test_an_io_failure_is_a_remote_error(tmp_path: Path) -> None:
         store.backend.read("a/b")
     assert isinstance(faultfs.FaultyFileSystem.instances[-1], faultfs.FaultyFileSystem)
     assert store.backend.read("a/b") == b"bytes"  # the fault was a one-off
+
+
+# -- bounded waits and the backend error table (docs/security-backends.md) -------------
+
+
+def test_limits_reach_s3fs_and_default_to_well_under_a_minute(tmp_path: Path) -> None:
+    store = store_for(tmp_path, "s3://bucket/gart", endpoint_url="http://127.0.0.1:9",
+                      connect_timeout=3, read_timeout="2.5", retries=0)
+    assert isinstance(store.backend, FsspecBackend)
+    config = store.backend.fs.config_kwargs
+    assert (config["connect_timeout"], config["read_timeout"]) == (3.0, 2.5)
+    assert config["retries"]["total_max_attempts"] == 1
+    assert store.backend.fs.retries == 1  # s3fs's own retry loop: a single pass
+    defaults = Limits()
+    worst = (defaults.retries + 1) * (defaults.connect_timeout + defaults.read_timeout)
+    assert worst < 45, "a dead endpoint must fail in well under a minute by default"
+
+
+def test_gcs_uses_the_core_class_with_bounded_tries(tmp_path: Path) -> None:
+    pytest.importorskip("gcsfs")
+    store = store_for(tmp_path, "gs://bucket/gart", endpoint_url="http://127.0.0.1:9",
+                      token="anon", read_timeout=2)
+    fs = store.backend.fs
+    assert type(fs).__name__ == "BoundedGCSFileSystem" and fs.retries == 2
+    assert "Extended" not in " ".join(c.__name__ for c in type(fs).__mro__)
+    assert fs.requests_timeout.sock_read == 2
+
+
+def test_azure_listings_get_the_limits_too(tmp_path: Path) -> None:
+    pytest.importorskip("adlfs")
+    conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+            "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    store = store_for(tmp_path, "az://container/gart", connection_string=conn,
+                      read_timeout=2, retries=0)
+    client = store.backend.fs.service_client
+    assert client._config.retry_policy.total_retries == 0
+    assert store.backend.site.endpoint == "http://127.0.0.1:9/devstoreaccount1"
+    assert store.backend.site.bucket == "container"
+
+
+@pytest.mark.parametrize("value", ["localhost:9000", "not a url", "ftp://host", "http://:9"])
+def test_an_invalid_endpoint_url_is_a_config_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="endpoint_url") as info:
+        store_for(tmp_path, "s3://bucket/gart", endpoint_url=value)
+    assert "gart remote modify storage endpoint_url" in info.value.hint
+
+
+def test_a_refused_connection_names_the_endpoint(tmp_path: Path, s3: S3Bucket) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    store = store_for(tmp_path, s3.url, endpoint_url=endpoint, session=s3.process_options[
+        "session"], connect_timeout=1, read_timeout=1)
+    with pytest.raises(RemoteUnreachableError, match="connection refused") as info:
+        store.refresh()
+    assert endpoint in info.value.message and "remote 'storage'" in info.value.message
+    assert "endpoint_url" in info.value.hint
+
+
+def test_a_missing_bucket_is_not_an_empty_remote(tmp_path: Path, s3: S3Bucket) -> None:
+    store = store_for(tmp_path, "s3://no-such-bucket/gart", **s3.process_options)
+    with pytest.raises(BucketNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+        store.missing({"0" * 64})
+    # An empty prefix of a bucket that exists is an empty remote, at no extra request.
+    empty = store_for(tmp_path, s3.url, **s3.process_options)
+    s3.take()
+    assert empty.missing({"0" * 64}) == {"0" * 64}
+    requests = s3.take()
+    assert not [r for r in requests if r.path.rstrip("/") == "/gart-test" and "prefix" not in
+                r.query], requests  # the bucket itself was never asked about
+
+
+def test_a_missing_gcs_bucket_is_not_an_empty_remote(tmp_path: Path, gcs: GcsBucket) -> None:
+    store = store_for(tmp_path, "gs://no-such-bucket/gart", **gcs.options)
+    with pytest.raises(BucketNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+        store.refresh()
+    assert store_for(tmp_path, gcs.url, **gcs.options).backend.list("packs") == []
+
+
+def test_refused_s3_credentials_are_not_access_to_an_object(tmp_path: Path, s3: S3Bucket) -> None:
+    store = store_for(tmp_path, s3.url, **s3.process_options)
+    s3.server.fail(HttpFault("GET", "/gart-test", status=403, code="SignatureDoesNotMatch"))
+    with pytest.raises(RemoteAccessError, match="credentials of remote 'storage' were refused"):
+        store.refresh()
+    s3.server.clear_faults()
+    s3.server.fail(HttpFault("GET", "/gart-test", status=403, code="AccessDenied"))
+    with pytest.raises(RemoteAccessError, match="access denied to s3://gart-test/gart/packs"):
+        store.refresh()

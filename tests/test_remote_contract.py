@@ -1,4 +1,5 @@
-"""One remote contract, run against a local directory, memory:// and S3 (moto over HTTP)."""
+"""One remote contract, run against a local directory, memory://, S3 (moto over HTTP), GCS
+(gcp-storage-emulator over HTTP) and Azure Blob (azurite over HTTP)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import faultfs  # registers faulty://
 import fsspec
 import pytest
+from azure_server import AzureContainer
+from gcs_server import GcsBucket
 from s3_server import HttpFault, Request, S3Bucket
 
 from gitartifacts import transfer
@@ -21,7 +24,7 @@ from gitartifacts.config import RemoteConfig
 from gitartifacts.errors import CorruptObjectError
 from gitartifacts.fsutil import TEMP_PREFIX
 from gitartifacts.objects import ObjectStore, loose_key
-from gitartifacts.remote import open_store
+from gitartifacts.remote import gcs_filesystem_class, open_store
 
 SMALL = 40  # small objects: packed on both sides
 LARGE = 2  # large objects: loose files on both sides
@@ -41,6 +44,7 @@ class Remote:
     tmp: Path
     options: dict[str, Any] = field(default_factory=dict)
     s3: S3Bucket | None = None
+    bucket: GcsBucket | AzureContainer | None = None  # GCS or Azure: raw access through it
 
     def open(self, url: str | None = None, indexes: str = "indexes", **options: Any) -> ObjectStore:
         """A fresh ObjectStore through the normal URL path (remote.open_store).
@@ -54,6 +58,8 @@ class Remote:
     def _fs(self) -> tuple[Any, str]:
         if self.kind == "local":
             return fsspec.filesystem("file"), self.url
+        if self.bucket is not None:
+            return self.bucket.fs(), self.url.partition("://")[2]
         protocol = self.options.get("target_protocol", "memory")
         return fsspec.filesystem(protocol), self.url.partition("://")[2]
 
@@ -100,8 +106,8 @@ class Remote:
     def failing_uploads(self, what: str) -> Iterator[ObjectStore]:
         """A store on this remote on which every upload of a pack (or loose object) fails.
 
-        S3 answers those PUTs with 403. Local and memory remotes are reached as faulty://
-        over the same bytes: half of each failing upload lands, then the connection drops.
+        S3 answers those PUTs with 403. Other remotes are reached as faulty:// over the same
+        bytes: half of each failing upload lands, then the connection drops.
         """
         if self.s3 is not None:
             self.s3.server.fail(HttpFault("PUT", ".pack" if what == "pack" else "/files/"))
@@ -110,15 +116,32 @@ class Remote:
             finally:
                 self.s3.server.clear_faults()
             return
+        target = {"local": "file", "memory": "memory", "gcs": GCS_CORE, "azure": "abfs"}
         yield self.open(
             f"faulty://{self._fs()[1]}",
-            target_protocol="file" if self.kind == "local" else "memory",
+            target_protocol=target[self.kind],
+            target_options={k: v for k, v in self.options.items() if k != "target_protocol"},
             fault_method="pipe_file" if what == "pack" else "put_file",
             fault_count=0, fault_mode="partial",
         )
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+# faulty:// over GCS wraps the gcsfs class gart uses (not fsspec's experimental gs:// class);
+# a single try per request, because the emulator answers gcsfs's rename (moveTo) with 501.
+GCS_CORE = "gcs-gart"
+
+
+def _register_gcs_core() -> None:
+    try:
+        fsspec.register_implementation(GCS_CORE, gcs_filesystem_class(1), clobber=True)
+    except ImportError:
+        pass  # no gcsfs: the gcs fixture says so
+
+
+_register_gcs_core()
+
+
+@pytest.fixture(params=["local", "memory", "s3", "gcs", "azure"])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
     kind = request.param
     if kind == "local":
@@ -129,9 +152,12 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
         fs = fsspec.filesystem("memory")
         if fs.exists(root):
             fs.rm(root, recursive=True)
-    else:
+    elif kind == "s3":
         bucket: S3Bucket = request.getfixturevalue("s3")
         yield Remote(kind, bucket.url, tmp_path, bucket.process_options, s3=bucket)
+    else:
+        other: GcsBucket | AzureContainer = request.getfixturevalue(kind)
+        yield Remote(kind, other.url, tmp_path, other.options, bucket=other)
 
 
 @dataclass
