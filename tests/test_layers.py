@@ -51,8 +51,12 @@ ROWS: dict[str, float] = {
     "wandb_run": 7.5,  # W&B's init() and Run: use_artifact records, log_artifact publishes
     "wandb_api": 7.6,  # the W&B-shaped Python API: one import for all of the above
     "__init__": 7.8,  # row 7, and it may re-export the API (api, run) lazily
-    "cli": 8,
-    "__main__": 8.5,  # row 8: the `python -m gitartifacts` entry point, necessarily above cli
+    "clibase": 8,  # the click group, shared options, the error table, output helpers
+    "cli_work": 8.1, "cli_remote": 8.1, "cli_versions": 8.1, "cli_runs": 8.1,
+    "cli_integrity": 8.1, "cli_git": 8.1,  # commands by subject, each over clibase
+    "cli_drafts": 8.2,  # rm/rebase/upsert/finish/parts share cli_work's draft output
+    "cli": 8.5,  # registers every command module; main()
+    "__main__": 8.7,  # the `python -m gitartifacts` entry point, necessarily above cli
 }
 HEAVY = ("s3fs", "botocore", "aiobotocore", "dulwich", "git", "fsspec")
 
