@@ -39,6 +39,72 @@ COPY_CHUNK = 1 << 20
 # Listing a loose prefix directory beats probing each object once this many are asked about.
 LIST_INSTEAD_OF_PROBE = 32
 RACY = -1  # a pack-directory stamp too recent to trust
+HASH_BATCH = 4 << 20  # bytes a BackgroundDigest queues before handing them to its thread
+SPILL_BYTES = 8 << 20  # a local writer's pending pack bytes kept in memory at most
+
+
+class BackgroundDigest:
+    """A sha256 computed on a helper thread, fed in order.
+
+    hashlib releases the GIL while it hashes more than 2 KiB, so the caller's own hashing
+    (chunk oids, per-object checks) or I/O runs beside it on another core: two hash passes
+    over the same bytes cost about one in wall time. Buffers are queued by reference and
+    must not change until `hexdigest` returns.
+    """
+
+    def __init__(self, data: bytes = b"", batch: int = HASH_BATCH) -> None:
+        self._hash = hashlib.sha256(data)
+        self._batch = batch
+        self._pending: list[Any] = []
+        self._pending_bytes = 0
+        self._pool: Any = None
+        self._futures: list[Any] = []
+
+    def update(self, data: Any) -> None:
+        """Queue `data` (bytes, or a memoryview that stays valid) to be hashed next."""
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= self._batch:
+            self._submit()
+
+    def _submit(self) -> None:
+        items, self._pending, self._pending_bytes = self._pending, [], 0
+        if not items:
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1)  # one worker: updates stay in order
+        update = self._hash.update
+        self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(self._pool.submit(lambda: [update(item) for item in items]))
+
+    def _finish(self) -> Any:
+        if self._pool is not None:
+            self._submit()
+            for future in self._futures:
+                future.result()
+            self._futures = []
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for item in self._pending:
+            self._hash.update(item)
+        self._pending, self._pending_bytes = [], 0
+        return self._hash
+
+    def hexdigest(self) -> str:
+        """The digest of everything queued so far (waits for the helper thread)."""
+        return self._finish().hexdigest()
+
+    def digest(self) -> bytes:
+        return self._finish().digest()
+
+    def cancel(self) -> None:
+        """Stop hashing (the digest is no longer wanted): queued work is dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._pending, self._futures = [], []
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -1032,6 +1098,11 @@ class ObjectWriter:
     Use as a context manager; the pack (then its index) is written on exit or when it
     reaches the target size. Objects already in the store are skipped by callers via
     `store.missing`, and duplicates within one writer are dropped here.
+
+    In a local store a growing pack is written out as it fills, to a temp file in packs/
+    (every SPILL_BYTES): memory stays bounded by that, not by the pack, and the disk
+    starts on the bytes early. The temp file is fsynced and renamed to its id on flush, and
+    removed if the writer fails or is discarded.
     """
 
     def __init__(self, store: ObjectStore, auto_flush: bool = True, pack_all: bool = False) -> None:
@@ -1041,7 +1112,11 @@ class ObjectWriter:
         self._chunks: list[bytes] = [PACK_MAGIC]
         self._entries: dict[str, PackLocation] = {}
         self._offset = len(PACK_MAGIC)
-        self._hash = hashlib.sha256(PACK_MAGIC)
+        self._hash = BackgroundDigest(PACK_MAGIC)  # the pack id, hashed beside the caller
+        self._unspilled = 0  # bytes in _chunks not yet written to the temp pack
+        self._tmp: Path | None = None  # the pack being written (local stores)
+        self._tmp_file: Any = None
+        self._written: str | None = None  # pack id already under its final name (retries)
         self.packs_written: list[str] = []
         self.loose_written = 0
         self.packed_written = 0
@@ -1057,9 +1132,13 @@ class ObjectWriter:
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
             self.flush()
+        else:
+            self.discard()
 
-    def add_bytes(self, oid: str, data: bytes) -> None:
-        """Store an object whose bytes are in memory (the caller has verified `oid`)."""
+    def add_bytes(self, oid: str, data: bytes | memoryview) -> None:
+        """Store an object whose bytes are in memory (the caller has verified `oid`). A
+        packed object is kept by reference until its pack is written: `data` (bytes, or a
+        memoryview of a buffer nobody changes) is not copied."""
         if oid in self._entries or oid in self.store.packed_oids:
             return
         if len(data) >= self.store.pack_threshold and not self.pack_all:
@@ -1071,8 +1150,23 @@ class ObjectWriter:
         self._chunks.append(data)
         self._hash.update(data)
         self._offset += len(data)
+        self._unspilled += len(data)
         if self.auto_flush and self._offset >= self.store.pack_target:
             self.flush()
+        elif self._unspilled >= SPILL_BYTES and isinstance(self.store.backend, LocalBackend):
+            self._spill()
+
+    def _spill(self) -> None:
+        """Append the pending bytes to the temp pack file (created on first use)."""
+        if self._tmp_file is None:
+            backend = self.store.backend
+            assert isinstance(backend, LocalBackend)
+            (backend.root / "packs").mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(temp_name(str(backend.root / "packs")))
+            self._tmp_file = open(self._tmp, "xb")  # noqa: SIM115 - closed by flush/discard
+        self._tmp_file.writelines(self._chunks)
+        self._chunks = []
+        self._unspilled = 0
 
     def add_file(self, source: Path, oid: str | None = None) -> tuple[str, int]:
         """Copy a local file in as a loose object, hashing while copying; returns (oid, size).
@@ -1125,10 +1219,47 @@ class ObjectWriter:
 
     def discard(self) -> None:
         """Forget the pending pack (after its upload failed for good)."""
+        self._close_tmp(unlink=True)
+        self._written = None
         self._chunks = [PACK_MAGIC]
         self._entries = {}
         self._offset = len(PACK_MAGIC)
-        self._hash = hashlib.sha256(PACK_MAGIC)
+        self._unspilled = 0
+        self._hash.cancel()
+        self._hash = BackgroundDigest(PACK_MAGIC)
+
+    def _close_tmp(self, unlink: bool) -> None:
+        if self._tmp_file is not None:
+            with contextlib.suppress(OSError):
+                self._tmp_file.close()
+            self._tmp_file = None
+        if self._tmp is not None and unlink:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+        self._tmp = None
+
+    def _write_pack(self, pack_id: str) -> None:
+        """Write the pending pack under its id: the spilled temp file completed, fsynced
+        and renamed (local stores), or all of it at once."""
+        if self._written == pack_id:
+            return  # a retried flush: the pack is in place, its index was not
+        backend = self.store.backend
+        key = f"packs/{pack_id}.pack"
+        if self._tmp_file is None:
+            if isinstance(backend, LocalBackend):
+                backend.write(key, self._chunks)
+            else:
+                backend.write(key, b"".join(self._chunks))
+            self._written = pack_id
+            return
+        assert isinstance(backend, LocalBackend) and self._tmp is not None
+        self._spill()
+        self._tmp_file.flush()
+        os.fsync(self._tmp_file.fileno())
+        testhooks.hit()  # crash suite: killed after the bytes, before the rename
+        os.replace(self._tmp, backend.path(key))
+        self._written = pack_id
+        self._close_tmp(unlink=False)
 
     def flush(self) -> str | None:
         """Write the pending pack, then its index; returns the pack id (None if empty)."""
@@ -1139,8 +1270,7 @@ class ObjectWriter:
             oid: PackLocation(pack_id, loc.offset, loc.length) for oid, loc in self._entries.items()
         }
         backend = self.store.backend
-        pack = self._chunks if isinstance(backend, LocalBackend) else b"".join(self._chunks)
-        backend.write(f"packs/{pack_id}.pack", pack)
+        self._write_pack(pack_id)
         index = serialize_index(entries)
         backend.write(f"packs/{pack_id}.idx", index)
         if self.store.index_cache is not None:

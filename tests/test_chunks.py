@@ -89,6 +89,48 @@ def test_a_large_file_is_stored_as_packed_chunks_under_its_whole_file_oid(tmp_pa
     assert b"".join(chunking.iter_file(store, oid)) == data
 
 
+@pytest.mark.parametrize("window", [1, 100_000, 4 * MiB])
+def test_a_file_read_in_windows_is_cut_exactly_as_if_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # Random bytes, then zeros (every chunk there is cut at the maximum size), then random.
+    data = random_bytes(700_000, 1) + bytes(300_000) + random_bytes(333_333, 2)
+    (tmp_path / "big").write_bytes(data)
+    monkeypatch.setattr(chunking, "WINDOW", window)  # at least two maximal chunks is used
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    oid, size = chunking.store_file(store, tmp_path / "big")
+    assert (oid, size) == (sha(data), len(data))
+    whole = [(sha(c.data), c.length) for c in chunking._cdc(8192).cut_buf(data)]
+    listing = chunking.chunk_list(store, oid)
+    assert listing is not None and list(listing.chunks) == whole
+    assert b"".join(chunking.iter_file(store, oid)) == data
+    assert store.verify() == []
+
+
+def test_a_pack_written_as_it_fills_is_whole_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitartifacts import objects
+
+    monkeypatch.setattr(objects, "SPILL_BYTES", 50_000)  # spill to the temp pack often
+    store = ObjectStore.local(tmp_path / "cache")
+    blobs = [random_bytes(20_000, seed) for seed in range(10)]
+    with pytest.raises(RuntimeError), store.writer(pack_all=True) as writer:
+        for blob in blobs:
+            writer.add_bytes(sha(blob), memoryview(blob))
+        raise RuntimeError("the writer fails after spilling")
+    assert os.listdir(tmp_path / "cache" / "packs") == []  # no temp pack left behind
+    with store.writer(pack_all=True) as writer:
+        for blob in blobs:
+            writer.add_bytes(sha(blob), memoryview(blob))
+    names = sorted(os.listdir(tmp_path / "cache" / "packs"))
+    assert len(names) == 2 and all(not n.startswith(".") for n in names)
+    pack = (tmp_path / "cache" / "packs" / names[1]).read_bytes()
+    assert sha(pack) == names[1][: -len(".pack")]  # named by the hash of all its bytes
+    assert store.verify() == []
+    assert [store.read(sha(blob)) for blob in blobs] == blobs
+
+
 @pytest.mark.parametrize("edit", ["append", "overwrite", "insert"])
 def test_a_one_percent_edit_stores_about_one_percent(tmp_path: Path, edit: str) -> None:
     data = random_bytes(4 * MiB, seed=1)
