@@ -247,8 +247,9 @@ def assemble(store: ObjectStore, listing: ChunkList, fd: int) -> str:
     """Write the file described by `listing` to `fd` (from its current position); returns
     the sha256 of what was written. Chunks are not hashed one by one: the caller compares
     the result with the file's oid, and calls `find_bad_chunks` only when it differs.
-    The file's hash runs on a helper thread beside the reads and writes."""
-    digest = BackgroundDigest()
+    Hashed here, chunk by chunk, while each is in the CPU's cache (a helper thread or
+    larger reads were measured slower: benchmarks in docs/benchmarks.md)."""
+    digest = hashlib.sha256()
     with ChunkReader(store) as reader:
         for oid, length in listing.chunks:
             data = reader.raw(oid, length)
