@@ -290,6 +290,48 @@ def test_a_corrupt_chunk_in_the_cache_is_never_placed_and_a_pull_repairs_it(
     assert target.read_bytes() == chunked.files["weights.bin"]
 
 
+def test_files_reassembled_side_by_side_are_placed_unless_their_own_bytes_are_bad(
+    tmp_path: Path,
+) -> None:
+    from gitartifacts.placer import Placer
+
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    root = tmp_path / "data"
+    for i in range(5):
+        (root / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 2}" / f"f{i}").write_bytes(random_bytes(MiB + 1000 * i, seed=10 + i))
+    manifest = store_tree(tmp_path, root, store)
+    by_path = {e.path: e for e in manifest.entries}
+    bad = by_path["d0/f2"]
+    chunk = chunking.chunk_oids(store, bad.oid)[1]
+    location = store.packed[chunk]
+    pack = tmp_path / "cache" / "packs" / f"{location.pack_id}.pack"
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[location.offset] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    items = []
+    for entry in sorted(manifest.entries, key=lambda e: e.path):
+        listing = chunking.chunk_list(store, entry.oid)
+        assert listing is not None
+        items.append((entry, listing))
+    placer = Placer(out, store, ["copy"])
+    try:
+        placer.put_chunked_many(items, jobs=3)
+    finally:
+        placer.close()
+    assert placer.corrupt == [("d0/f2", bad.oid)]
+    assert not (out / "d0" / "f2").exists() and not temp_files(out)
+    for path, entry in by_path.items():
+        if path != "d0/f2":
+            assert sha((out / path).read_bytes()) == entry.oid
+    assert sorted(p for p, _stat, _oid in placer.written) == sorted(
+        str(out / p) for p in by_path if p != "d0/f2")
+    assert not (tmp_path / "cache" / chunk_list_key(bad.oid)).exists()  # dropped for a re-pull
+    assert chunk not in ObjectStore.local(tmp_path / "cache").packed_oids
+
+
 def test_a_missing_chunk_on_the_remote_fails_the_pull_naming_the_file(chunked: Project) -> None:
     remote = with_local_remote(chunked)
     chunked.commit_config()
