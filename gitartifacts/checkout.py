@@ -161,10 +161,8 @@ def execute_checkout(
                 placer.put_bytes(entry, data)
                 if progress:
                     progress(1)
-        for entry in chunked:
-            placer.put_chunked(entry, lists[entry.oid])
-            if progress:
-                progress(1)
+        placer.put_chunked_many([(entry, lists[entry.oid]) for entry in chunked],
+                                jobs=min(4, os.cpu_count() or 1), progress=progress)
         for entry in loose:
             source = loose_sources[entry.oid]
             assert source is not None

@@ -20,15 +20,16 @@ if the whole reassembled file hashes to its oid.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError
 from gitartifacts.objects import (
+    BackgroundDigest,
     LocalBackend,
     ObjectStore,
     chunk_list_key,
@@ -39,6 +40,7 @@ _HEADER = struct.Struct(">8sQI")
 _ROW = struct.Struct(">32sI")
 MIN_THRESHOLD = 1 << 20  # cache.chunk_threshold's floor: smaller files are never chunked
 MAX_CHUNK = 16 << 20  # FastCDC's own limit on max_size: no row may claim more
+WINDOW = 16 << 20  # bytes of a file read at a time when it is cut (at least 2 chunks' max)
 
 
 @dataclass(frozen=True)
@@ -94,38 +96,71 @@ def is_chunked(store: ObjectStore, size: int) -> bool:
 
 def store_file(store: ObjectStore, source: Path, expected: str | None = None) -> tuple[str, int]:
     """Cut `source` into chunks, add the chunks the store lacks (in new packs), then the
-    chunk list; returns (oid of the whole file, size). One read of the file."""
+    chunk list; returns (oid of the whole file, size).
+
+    One read of the file, in windows (memory stays bounded by a window plus the pending
+    pack, never the file). The three hashes it needs run side by side: the whole file's
+    and the pack's on helper threads (BackgroundDigest), each chunk's here."""
     st = os.stat(source)
-    digest = hashlib.sha256()
+    whole = BackgroundDigest()
     rows: list[tuple[str, int]] = []
     packed = store.packed_oids
-    with open(source, "rb") as handle, store.writer(pack_all=True) as writer:
-        size = os.fstat(handle.fileno()).st_size
-        if size:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                view = memoryview(mapped)
-                try:
-                    for chunk in _cdc(store.chunk_avg).cut_buf(view):
-                        data = chunk.data
-                        digest.update(data)
-                        oid = hashlib.sha256(data).hexdigest()
-                        rows.append((oid, chunk.length))
-                        if oid not in packed:
-                            writer.add_bytes(oid, bytes(data))
-                        del data, chunk
-                finally:
-                    view.release()
+    cdc = _cdc(store.chunk_avg)
+    window = max(WINDOW, 2 * cdc.max_size)
+    size = 0
+    with open(source, "rb", buffering=0) as handle, store.writer(pack_all=True) as writer:
+        carry = b""
+        while True:
+            # A fresh buffer each time: the pending pack and the helper threads keep views
+            # of it. The last chunk of a window may be cut short by the window's end, so its
+            # bytes start the next window (FastCDC decides a cut from the chunk's own start,
+            # so the chunks are those of the whole file, cut at once).
+            buf = bytearray(len(carry) + window)
+            buf[: len(carry)] = carry
+            got = _read_into(handle, memoryview(buf)[len(carry):])
+            size += got
+            end = len(carry) + got
+            last = got == 0
+            if not end:
+                break
+            view = memoryview(buf)[:end]
+            if got:
+                whole.update(view[len(carry):])
+            chunks = list(cdc.cut_buf(view))
+            keep = chunks if last else chunks[:-1]
+            for chunk in keep:
+                data = chunk.data
+                oid = hashlib.sha256(data).hexdigest()
+                rows.append((oid, chunk.length))
+                if oid not in packed:
+                    writer.add_bytes(oid, data)
+            carry = b"" if last else bytes(chunks[-1].data)
+            del chunks, keep, view
+            if last:
+                break
     after = os.stat(source)
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or size != st.st_size:
+        whole.cancel()
         raise CorruptObjectError(f"{source} changed while being stored",
                                  hint="re-run `gart add` once it is no longer being written")
-    oid = digest.hexdigest()
+    oid = whole.hexdigest()
     if expected is not None and oid != expected:
         raise CorruptObjectError(f"{source} changed while being stored")
     key = chunk_list_key(oid)
     if not store.backend.exists(key):
         store.backend.write(key, ChunkList(oid, size, tuple(rows)).serialize())
     return oid, size
+
+
+def _read_into(handle: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from `handle` (short only at the end of the file); returns bytes read."""
+    got = 0
+    while got < len(view):
+        n = handle.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def chunk_list(store: ObjectStore, oid: str) -> ChunkList | None:
@@ -211,7 +246,9 @@ class ChunkReader:
 def assemble(store: ObjectStore, listing: ChunkList, fd: int) -> str:
     """Write the file described by `listing` to `fd` (from its current position); returns
     the sha256 of what was written. Chunks are not hashed one by one: the caller compares
-    the result with the file's oid, and calls `find_bad_chunks` only when it differs."""
+    the result with the file's oid, and calls `find_bad_chunks` only when it differs.
+    Hashed here, chunk by chunk, while each is in the CPU's cache (a helper thread or
+    larger reads were measured slower: benchmarks in docs/benchmarks.md)."""
     digest = hashlib.sha256()
     with ChunkReader(store) as reader:
         for oid, length in listing.chunks:

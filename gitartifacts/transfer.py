@@ -250,7 +250,8 @@ def _push_packed(
                     progress(size)
         pending.clear()
 
-    for oid, data in cache.read_packed(oids, failed=result.failed):
+    # Objects are read and verified on two threads while this one writes the pack.
+    for oid, data in cache.read_packed_parallel(oids, failed=result.failed, jobs=2):
         writer.add_bytes(oid, data)
         pending.append((oid, len(data)))
         if writer.pending_bytes >= remote.pack_target:

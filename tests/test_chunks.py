@@ -89,6 +89,48 @@ def test_a_large_file_is_stored_as_packed_chunks_under_its_whole_file_oid(tmp_pa
     assert b"".join(chunking.iter_file(store, oid)) == data
 
 
+@pytest.mark.parametrize("window", [1, 100_000, 4 * MiB])
+def test_a_file_read_in_windows_is_cut_exactly_as_if_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # Random bytes, then zeros (every chunk there is cut at the maximum size), then random.
+    data = random_bytes(700_000, 1) + bytes(300_000) + random_bytes(333_333, 2)
+    (tmp_path / "big").write_bytes(data)
+    monkeypatch.setattr(chunking, "WINDOW", window)  # at least two maximal chunks is used
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    oid, size = chunking.store_file(store, tmp_path / "big")
+    assert (oid, size) == (sha(data), len(data))
+    whole = [(sha(c.data), c.length) for c in chunking._cdc(8192).cut_buf(data)]
+    listing = chunking.chunk_list(store, oid)
+    assert listing is not None and list(listing.chunks) == whole
+    assert b"".join(chunking.iter_file(store, oid)) == data
+    assert store.verify() == []
+
+
+def test_a_pack_written_as_it_fills_is_whole_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitartifacts import objects
+
+    monkeypatch.setattr(objects, "SPILL_BYTES", 50_000)  # spill to the temp pack often
+    store = ObjectStore.local(tmp_path / "cache")
+    blobs = [random_bytes(20_000, seed) for seed in range(10)]
+    with pytest.raises(RuntimeError), store.writer(pack_all=True) as writer:
+        for blob in blobs:
+            writer.add_bytes(sha(blob), memoryview(blob))
+        raise RuntimeError("the writer fails after spilling")
+    assert os.listdir(tmp_path / "cache" / "packs") == []  # no temp pack left behind
+    with store.writer(pack_all=True) as writer:
+        for blob in blobs:
+            writer.add_bytes(sha(blob), memoryview(blob))
+    names = sorted(os.listdir(tmp_path / "cache" / "packs"))
+    assert len(names) == 2 and all(not n.startswith(".") for n in names)
+    pack = (tmp_path / "cache" / "packs" / names[1]).read_bytes()
+    assert sha(pack) == names[1][: -len(".pack")]  # named by the hash of all its bytes
+    assert store.verify() == []
+    assert [store.read(sha(blob)) for blob in blobs] == blobs
+
+
 @pytest.mark.parametrize("edit", ["append", "overwrite", "insert"])
 def test_a_one_percent_edit_stores_about_one_percent(tmp_path: Path, edit: str) -> None:
     data = random_bytes(4 * MiB, seed=1)
@@ -246,6 +288,48 @@ def test_a_corrupt_chunk_in_the_cache_is_never_placed_and_a_pull_repairs_it(
     assert not (cache / chunk_list_key(oid)).exists()  # dropped: the next pull refetches it
     chunked.ok("pull", "model")
     assert target.read_bytes() == chunked.files["weights.bin"]
+
+
+def test_files_reassembled_side_by_side_are_placed_unless_their_own_bytes_are_bad(
+    tmp_path: Path,
+) -> None:
+    from gitartifacts.placer import Placer
+
+    store = ObjectStore.local(tmp_path / "cache", chunk_threshold=MiB, chunk_avg=8192)
+    root = tmp_path / "data"
+    for i in range(5):
+        (root / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 2}" / f"f{i}").write_bytes(random_bytes(MiB + 1000 * i, seed=10 + i))
+    manifest = store_tree(tmp_path, root, store)
+    by_path = {e.path: e for e in manifest.entries}
+    bad = by_path["d0/f2"]
+    chunk = chunking.chunk_oids(store, bad.oid)[1]
+    location = store.packed[chunk]
+    pack = tmp_path / "cache" / "packs" / f"{location.pack_id}.pack"
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[location.offset] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    items = []
+    for entry in sorted(manifest.entries, key=lambda e: e.path):
+        listing = chunking.chunk_list(store, entry.oid)
+        assert listing is not None
+        items.append((entry, listing))
+    placer = Placer(out, store, ["copy"])
+    try:
+        placer.put_chunked_many(items, jobs=3)
+    finally:
+        placer.close()
+    assert placer.corrupt == [("d0/f2", bad.oid)]
+    assert not (out / "d0" / "f2").exists() and not temp_files(out)
+    for path, entry in by_path.items():
+        if path != "d0/f2":
+            assert sha((out / path).read_bytes()) == entry.oid
+    assert sorted(p for p, _stat, _oid in placer.written) == sorted(
+        str(out / p) for p in by_path if p != "d0/f2")
+    assert not (tmp_path / "cache" / chunk_list_key(bad.oid)).exists()  # dropped for a re-pull
+    assert chunk not in ObjectStore.local(tmp_path / "cache").packed_oids
 
 
 def test_a_missing_chunk_on_the_remote_fails_the_pull_naming_the_file(chunked: Project) -> None:
