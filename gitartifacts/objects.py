@@ -835,6 +835,8 @@ class ObjectStore:
         with open(pack_file, "rb") as handle:
             rows = check_pack_layout(index, pack_id, os.fstat(handle.fileno()).st_size)
             bad, whole = verify_pack_stream(handle, pack_id, rows)
+            # Durable before it is named: an index (written durably next) proves its pack.
+            os.fsync(handle.fileno())
         if not whole:
             raise CorruptObjectError(f"downloaded pack {pack_id} is corrupt (hash mismatch)")
         if bad:
