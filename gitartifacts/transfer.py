@@ -388,6 +388,8 @@ def _retry_with_fresh_indexes(
         _fetch_packed(remote, cache, present, jobs, result, progress, pack_all)
 
 
+# Longer than most (~100 lines): the whole-pack and byte-range strategies share the plan,
+# the retry policy and the install step; split apart they would pass all of it back and forth.
 def _fetch_packed(
     remote: ObjectStore,
     cache: ObjectStore,
