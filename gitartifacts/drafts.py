@@ -27,6 +27,7 @@ from gitartifacts.aliases import Version
 from gitartifacts.errors import ArtifactNotFoundError, ConflictError, GartError, UsageError
 from gitartifacts.fsutil import atomic_write
 from gitartifacts.hashing import FileStat
+from gitartifacts.ignore import IgnoreRules
 from gitartifacts.integrity import Integrity
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.paths import check_relative_path
@@ -252,20 +253,7 @@ class Drafts(Integrity):
             raise UsageError("nothing to add", hint="give a file or directory, e.g. "
                              f"gart add batch/ --name {name} --incremental")
         base, record = self.start_draft(name)
-        clean = (prefix or "").strip("/")
-        if clean:
-            check_relative_path(clean, "--prefix")
-        files: dict[str, Path] = {}
-        for raw in paths:
-            local = Path(raw)
-            if local.is_dir():
-                for rel, wf in scan(local, (".",), self.ignore_rules(())).items():
-                    files[f"{clean}/{rel}" if clean else rel] = Path(wf.abspath)
-            elif local.is_file():
-                files[f"{clean}/{local.name}" if clean else local.name] = local
-            else:
-                raise ArtifactNotFoundError(f"{raw} does not exist",
-                                            hint="give an existing file or directory")
+        files = gather_files(paths, prefix, self.ignore_rules(()))
         if not files:
             raise UsageError(f"no files under {', '.join(map(str, paths))}",
                              hint="add a directory that holds files")
@@ -493,3 +481,24 @@ class Draft(Artifact):
         """Publish even though a newer version appeared: the base's content plus changes."""
         self.anyway = True
         return self
+
+
+def gather_files(paths: Sequence[str | os.PathLike[str]], prefix: str | None,
+                 ignore: IgnoreRules) -> dict[str, Path]:
+    """artifact path -> local file for files and directories given on the command line: a
+    file lands at `prefix/<its name>`, a directory's files at `prefix/<path inside it>`."""
+    clean = (prefix or "").strip("/")
+    if clean:
+        check_relative_path(clean, "--prefix")
+    files: dict[str, Path] = {}
+    for raw in paths:
+        local = Path(raw)
+        if local.is_dir():
+            for rel, wf in scan(local, (".",), ignore).items():
+                files[f"{clean}/{rel}" if clean else rel] = Path(wf.abspath)
+        elif local.is_file():
+            files[f"{clean}/{local.name}" if clean else local.name] = local
+        else:
+            raise ArtifactNotFoundError(f"{raw} does not exist",
+                                        hint="give an existing file or directory")
+    return files

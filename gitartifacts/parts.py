@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitartifacts import manifest as manifestmod
 from gitartifacts.aliases import Version
-from gitartifacts.drafts import Drafts, upload_objects
+from gitartifacts.drafts import Drafts, gather_files, upload_objects
 from gitartifacts.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -49,7 +49,6 @@ from gitartifacts.integrity import Roots
 from gitartifacts.manifest import Entry, Manifest
 from gitartifacts.paths import ALIAS_RE, check_relative_path, validate_name, validate_type
 from gitartifacts.storeops import StoreLock
-from gitartifacts.workspace import scan
 
 if TYPE_CHECKING:
     from gitartifacts.repocore import ProgressHook
@@ -329,20 +328,7 @@ class Parts(Drafts):
 
     def _gather(self, paths: Sequence[str | os.PathLike[str]],
                 prefix: str | None) -> dict[str, Path]:
-        clean = (prefix or "").strip("/")
-        if clean:
-            check_relative_path(clean, "--prefix")
-        files: dict[str, Path] = {}
-        for raw in paths:
-            local = Path(raw)
-            if local.is_dir():
-                for rel, wf in scan(local, (".",), self.ignore_rules(())).items():
-                    files[f"{clean}/{rel}" if clean else rel] = Path(wf.abspath)
-            elif local.is_file():
-                files[f"{clean}/{local.name}" if clean else local.name] = local
-            else:
-                raise ArtifactNotFoundError(f"{raw} does not exist",
-                                            hint="give an existing file or directory")
+        files = gather_files(paths, prefix, self.ignore_rules(()))
         for rel in files:
             check_relative_path(rel, "artifact path")
         return files

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +34,10 @@ def is_transient(exc: BaseException) -> bool:
                         RemoteUnreachableError, FileNotFoundError, PermissionError,
                         IsADirectoryError, NotADirectoryError)):
         return False  # an unreachable endpoint was already retried within the remote's limits
-    if isinstance(exc, (RemoteError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
+    # asyncio.TimeoutError is the builtin TimeoutError on Python >= 3.11; older ones need
+    # the name too, without importing asyncio on every command's start-up path.
+    if isinstance(exc, (RemoteError, ConnectionError, TimeoutError)) or (
+            type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("asyncio")):
         return True
     if isinstance(exc, GartError):
         return False
@@ -79,6 +81,8 @@ class RetryPolicy:
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised
                 if not transient(exc):
                     raise
+            import asyncio
+
             await asyncio.sleep(delay)
         return await action()
 
