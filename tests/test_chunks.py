@@ -7,19 +7,15 @@ import hashlib
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import git, init_git_repo
 from test_cli_remote import (
-    TESTS,
     Project,
     data_of,
     faulty_remote,
+    run_until_stalled,
     temp_files,
     with_local_remote,
 )
@@ -345,29 +341,6 @@ def test_a_missing_chunk_on_the_remote_fails_the_pull_naming_the_file(chunked: P
 
 
 # -- interruptions (a real SIGKILL) --------------------------------------------------------
-
-
-def run_until_stalled(marker: Path, *args: str, cwd: Path) -> None:
-    """Start `gart ARGS` (this checkout's code, plus faulty://), wait for the remote to
-    stall it, then SIGKILL it."""
-    path = [str(TESTS / "faultsite"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "gitartifacts", *args], cwd=cwd, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        if child.poll() is not None:
-            stderr = child.stderr.read().decode() if child.stderr else ""
-            pytest.fail(f"gart exited ({child.returncode}) before the remote stalled: {stderr}")
-        assert time.monotonic() < deadline, "the faulty remote never stalled"
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
-    assert child.returncode == -signal.SIGKILL
-    if child.stderr:
-        child.stderr.close()
 
 
 def test_a_killed_chunked_push_publishes_nothing_and_a_rerun_completes(

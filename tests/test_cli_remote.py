@@ -343,9 +343,11 @@ def test_a_failed_push_publishes_nothing_and_a_rerun_completes(project: Project)
     assert "pets@v0" in git(project.origin, "tag", "--list")
 
 
-def run_until_stalled(project: Project, marker: Path, *args: str, cwd: Path) -> None:
-    """Start `gart ARGS`, wait for the faulty remote to stall it, then SIGKILL it."""
-    env = dict(os.environ, PYTHONPATH=str(TESTS / "faultsite"))
+def run_until_stalled(marker: Path, *args: str, cwd: Path) -> None:
+    """Start `gart ARGS` (this checkout's code, plus faulty://), wait for the remote to
+    stall it, then SIGKILL it."""
+    path = [str(TESTS / "faultsite"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     child = subprocess.Popen(
         [sys.executable, "-m", "gitartifacts", *args], cwd=cwd, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -377,7 +379,7 @@ def test_a_killed_pull_leaves_only_temp_files_and_a_rerun_completes(
     clone = project.clone()
     local = clone / ".gart" / "config.local.yaml"
     local.write_bytes((project.work / ".gart" / "config.local.yaml").read_bytes())
-    run_until_stalled(project, marker, "pull", "pets", "-r", "stalling", "-j", "1", cwd=clone)
+    run_until_stalled(marker, "pull", "pets", "-r", "stalling", "-j", "1", cwd=clone)
 
     assert not (clone / "data").exists()  # nothing checked out
     cache = clone / ".gart" / "cache"
@@ -398,7 +400,7 @@ def test_a_killed_push_publishes_nothing_and_a_rerun_completes(project: Project)
     faulty_remote(project, remote, "stalling", fault_method="pipe_file", fault_mode="stall",
                   stall_marker=str(marker), fault_path="packs/")
     project.commit_config()
-    run_until_stalled(project, marker, "push", "-r", "stalling", cwd=project.work)
+    run_until_stalled(marker, "push", "-r", "stalling", cwd=project.work)
     landed = [p.name for p in (remote / "packs").iterdir()]
     assert landed and all(name.startswith(".tmp-") for name in landed)  # half a pack, unseen
     assert "pets@" not in git(project.origin, "tag", "--list")
