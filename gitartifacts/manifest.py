@@ -295,7 +295,10 @@ def _parse_files(block: str, what: str) -> list[Entry]:
         raise ManifestError(f"{what}: more than {MAX_ENTRIES} entries")
     if len(found) != block.count("\n") or (block and not block.endswith("\n")):
         lines = block.split("\n")
-        number = next(i for i, line in enumerate(lines, 1) if not _ENTRY_RE.fullmatch(line))
+        number = next((i for i, line in enumerate(lines, 1) if not _ENTRY_RE.fullmatch(line)),
+                      None)
+        if number is None:  # every line is well formed: the last one lacks its newline
+            raise ManifestError(f"{what}: file line {len(lines)} does not end with a newline")
         raise ManifestError(f"{what}: file line {number} is not '<sha256> <size> <path>'")
     new = tuple.__new__
     entries = [new(Entry, (path, oid, int(size))) for oid, size, path in found]

@@ -7,8 +7,10 @@ The same class serves the local cache and every remote. Layout (see docs/format.
     packs/<pack-id>.pack             small objects back to back after an 8-byte magic
     packs/<pack-id>.idx              sorted table oid -> offset, length; written after its pack
 
-A pack's id is the sha256 of the whole pack file, so packs never change once written, and
-an index only exists once its pack is complete: seeing an .idx proves the .pack is whole.
+A pack's id is the sha256 of its index (format 2; format 1, still read, used the sha256 of
+the whole pack file). The index fixes every byte of the pack (objects back to back, each
+hashing to its oid), so the name still names the bytes, without a hash pass over them.
+Packs never change once written, and an index only exists once its pack is complete.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from gitartifacts.fsutil import TEMP_PREFIX, temp_name
 from gitartifacts.hashing import hash_file
 
 PACK_MAGIC = b"GARTPK\x00\x01"
-INDEX_MAGIC = b"GARTIX\x00\x01"
+INDEX_MAGIC = b"GARTIX\x00\x02"  # format 2, what writers write: pack-id = sha256(index file)
+INDEX_MAGIC_V1 = b"GARTIX\x00\x01"  # format 1, still read: pack-id = sha256(pack file)
 _INDEX_HEADER = struct.Struct(">8sI")
 _INDEX_ENTRY = struct.Struct(">32sQQ")
 DEFAULT_PACK_THRESHOLD = 1 << 20
@@ -84,12 +87,19 @@ class BackgroundDigest:
             self._futures.pop(0).result()
         self._futures.append(self._pool.submit(lambda: [update(item) for item in items]))
 
+    def wait(self) -> None:
+        """Return once everything queued so far is hashed: its buffers may then change."""
+        if self._pool is None:
+            self._finish()
+            return
+        self._submit()
+        for future in self._futures:
+            future.result()
+        self._futures = []
+
     def _finish(self) -> Any:
         if self._pool is not None:
-            self._submit()
-            for future in self._futures:
-                future.result()
-            self._futures = []
+            self.wait()
             self._pool.shutdown(wait=True)
             self._pool = None
         for item in self._pending:
@@ -478,26 +488,44 @@ class _translate:
         raise error from exc
 
 
-def serialize_index(entries: dict[str, PackLocation] | Iterable[tuple[str, int, int]]) -> bytes:
+def serialize_index(
+    entries: dict[str, PackLocation] | Iterable[tuple[str, int, int]], magic: bytes = INDEX_MAGIC
+) -> bytes:
     """The binary .idx: magic, count, sorted (oid, offset, length) rows, then a checksum."""
     if isinstance(entries, dict):
         rows = sorted((oid, loc.offset, loc.length) for oid, loc in entries.items())
     else:
         rows = sorted(entries)
-    body = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, len(rows)))
+    body = bytearray(_INDEX_HEADER.pack(magic, len(rows)))
     for oid, offset, length in rows:
         body += _INDEX_ENTRY.pack(bytes.fromhex(oid), offset, length)
     body += hashlib.sha256(body).digest()
     return bytes(body)
 
 
+def pack_id_of(index: bytes) -> str:
+    """The id of the pack a format-2 index describes."""
+    return hashlib.sha256(index).hexdigest()
+
+
+def names_by_pack_hash(index: bytes) -> bool:
+    """Whether the pack of this (checked) index is named by the sha256 of its own bytes
+    (format 1), so adopting it whole means hashing it whole."""
+    return index[:8] == INDEX_MAGIC_V1
+
+
 def check_index(data: bytes, pack_id: str) -> None:
-    """Refuse a damaged or foreign .idx (checksum, magic, length)."""
+    """Refuse a damaged or foreign .idx (checksum, magic, length), and a format-2 index
+    that is not the one its pack's name was made from."""
     if len(data) < _INDEX_HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
         raise CorruptObjectError(f"pack index {pack_id}.idx is damaged (checksum mismatch)")
     magic, count = _INDEX_HEADER.unpack_from(data)
-    if magic != INDEX_MAGIC or len(data) != _INDEX_HEADER.size + count * _INDEX_ENTRY.size + 32:
+    if (magic not in (INDEX_MAGIC, INDEX_MAGIC_V1)
+            or len(data) != _INDEX_HEADER.size + count * _INDEX_ENTRY.size + 32):
         raise CorruptObjectError(f"pack index {pack_id}.idx has an unknown format")
+    if magic == INDEX_MAGIC and pack_id_of(data) != pack_id:
+        raise CorruptObjectError(
+            f"pack index {pack_id}.idx does not hash to its name (replaced or forged)")
 
 
 def parse_index(data: bytes, pack_id: str) -> dict[str, PackLocation]:
@@ -585,12 +613,12 @@ def check_pack_layout(data: bytes, pack_id: str, pack_size: int) -> list[tuple[i
 
 
 def verify_pack_stream(
-    handle: Any, pack_id: str, rows: list[tuple[int, int, str]]
+    handle: Any, pack_id: str, rows: list[tuple[int, int, str]], by_pack_hash: bool
 ) -> tuple[list[str], bool]:
-    """One sequential read of a pack laid out as `rows` (check_pack_layout): the whole file
-    must hash to `pack_id`, and each object to its oid. Returns the oids that do not, and
-    whether the whole pack hashes to its name."""
-    whole = hashlib.sha256()
+    """One sequential read of a pack laid out as `rows` (check_pack_layout): each object
+    must hash to its oid and, for a format-1 pack (`by_pack_hash`), the whole file to
+    `pack_id`. Returns the oids that do not, and whether the pack is whole under its name."""
+    whole: Any = hashlib.sha256() if by_pack_hash else _NoDigest()
     magic = handle.read(len(PACK_MAGIC))
     whole.update(magic)
     bad: list[str] = []
@@ -608,7 +636,14 @@ def verify_pack_stream(
             bad.append(oid)
     while chunk := handle.read(COPY_CHUNK):
         whole.update(chunk)
-    return bad, magic == PACK_MAGIC and whole.hexdigest() == pack_id
+    return bad, magic == PACK_MAGIC and (not by_pack_hash or whole.hexdigest() == pack_id)
+
+
+class _NoDigest:
+    """Stands in for the whole-pack hash where a pack is named by its index."""
+
+    def update(self, data: bytes) -> None:
+        pass
 
 
 def is_pack_id(name: str) -> bool:
@@ -837,7 +872,7 @@ class ObjectStore:
         check_index(index, pack_id)
         with open(pack_file, "rb") as handle:
             rows = check_pack_layout(index, pack_id, os.fstat(handle.fileno()).st_size)
-            bad, whole = verify_pack_stream(handle, pack_id, rows)
+            bad, whole = verify_pack_stream(handle, pack_id, rows, names_by_pack_hash(index))
             # Durable before it is named: an index (written durably next) proves its pack.
             os.fsync(handle.fileno())
         if not whole:
@@ -1184,7 +1219,8 @@ class ObjectStore:
             try:
                 rows = check_pack_layout(index, pack_id, pack_size)
                 with self._open(f"packs/{pack_id}.pack") as handle:
-                    bad, whole = verify_pack_stream(handle, pack_id, rows)
+                    bad, whole = verify_pack_stream(handle, pack_id, rows,
+                                                    names_by_pack_hash(index))
             except CorruptObjectError as exc:
                 problems.append(exc.message)
                 continue
@@ -1253,7 +1289,8 @@ class ObjectWriter:
 
     In a local store a growing pack is written out as it fills, to a temp file in packs/
     (every SPILL_BYTES): memory stays bounded by that, not by the pack, and the disk
-    starts on the bytes early. The temp file is fsynced and renamed to its id on flush, and
+    starts on the bytes early. On flush the index is made, which gives the pack its id; the
+    temp file is fsynced and renamed to that id, then the index is written. The temp file is
     removed if the writer fails or is discarded.
     """
 
@@ -1264,7 +1301,6 @@ class ObjectWriter:
         self._chunks: list[bytes] = [PACK_MAGIC]
         self._entries: dict[str, PackLocation] = {}
         self._offset = len(PACK_MAGIC)
-        self._hash = BackgroundDigest(PACK_MAGIC)  # the pack id, hashed beside the caller
         self._unspilled = 0  # bytes in _chunks not yet written to the temp pack
         self._tmp: Path | None = None  # the pack being written (local stores)
         self._tmp_file: Any = None
@@ -1300,7 +1336,6 @@ class ObjectWriter:
             return
         self._entries[oid] = PackLocation("", self._offset, len(data))
         self._chunks.append(data)
-        self._hash.update(data)
         self._offset += len(data)
         self._unspilled += len(data)
         if self.auto_flush and self._offset >= self.store.pack_target:
@@ -1321,6 +1356,16 @@ class ObjectWriter:
         start_writeback(self._tmp_file.fileno())
         self._chunks = []
         self._unspilled = 0
+
+    def release(self) -> bool:
+        """Write out the pending bytes and finish hashing them, so that the caller may reuse
+        the buffers it handed to `add_bytes`; False where the writer must keep them (a
+        remote store's pack is sent whole on flush)."""
+        if not isinstance(self.store.backend, LocalBackend):
+            return not self._unspilled
+        if self._unspilled:
+            self._spill()
+        return True
 
     def add_file(self, source: Path, oid: str | None = None) -> tuple[str, int]:
         """Copy a local file in as a loose object, hashing while copying; returns (oid, size).
@@ -1379,8 +1424,6 @@ class ObjectWriter:
         self._entries = {}
         self._offset = len(PACK_MAGIC)
         self._unspilled = 0
-        self._hash.cancel()
-        self._hash = BackgroundDigest(PACK_MAGIC)
 
     def _close_tmp(self, unlink: bool) -> None:
         if self._tmp_file is not None:
@@ -1419,13 +1462,13 @@ class ObjectWriter:
         """Write the pending pack, then its index; returns the pack id (None if empty)."""
         if not self._entries:
             return None
-        pack_id = self._hash.hexdigest()
+        index = serialize_index(self._entries)
+        pack_id = pack_id_of(index)
         entries = {
             oid: PackLocation(pack_id, loc.offset, loc.length) for oid, loc in self._entries.items()
         }
         backend = self.store.backend
         self._write_pack(pack_id)
-        index = serialize_index(entries)
         backend.write(f"packs/{pack_id}.idx", index)
         if self.store.index_cache is not None:
             self.store.index_cache.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from gitartifacts import chunking
 from gitartifacts.errors import CorruptObjectError
 from gitartifacts.hashing import StateCache
 from gitartifacts.manifest import Entry, Manifest, loads
-from gitartifacts.objects import ObjectStore, chunk_list_key
+from gitartifacts.objects import PACK_MAGIC, ObjectStore, chunk_list_key
 from gitartifacts.workspace import compute_digests, scan
 
 MiB = 1 << 20
@@ -121,8 +121,9 @@ def test_a_pack_written_as_it_fills_is_whole_or_absent(
             writer.add_bytes(sha(blob), memoryview(blob))
     names = sorted(os.listdir(tmp_path / "cache" / "packs"))
     assert len(names) == 2 and all(not n.startswith(".") for n in names)
-    pack = (tmp_path / "cache" / "packs" / names[1]).read_bytes()
-    assert sha(pack) == names[1][: -len(".pack")]  # named by the hash of all its bytes
+    idx, pack = (tmp_path / "cache" / "packs" / n for n in names)
+    assert sha(idx.read_bytes()) == pack.stem  # named by its index, which fixes every byte
+    assert pack.read_bytes() == PACK_MAGIC + b"".join(blobs)  # in the order added
     assert store.verify() == []
     assert [store.read(sha(blob)) for blob in blobs] == blobs
 

@@ -371,3 +371,12 @@ def test_write_then_read_gives_same_bytes_and_entries(manifest: Manifest) -> Non
     assert back.digest == manifest.digest
     assert mm.dumps(back) == text
     assert text.count("\n") == 12 + len(manifest.entries)  # one line per field and per file
+
+
+def test_a_files_block_whose_last_line_lacks_its_newline_is_one_manifest_error() -> None:
+    """Found by the splice fuzzer: every line well formed but the last one unterminated
+    used to escape as a StopIteration traceback."""
+    text = mm.dumps(sample(entries=(Entry("a/b.bin", A, 4), Entry("c.bin", A, 4))))
+    assert text.endswith("c.bin\n")
+    with pytest.raises(ManifestError, match="does not end with a newline"):
+        mm.loads(text[:-1])

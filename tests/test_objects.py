@@ -13,6 +13,7 @@ import pytest
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError
 from gitartifacts.objects import (
     INDEX_MAGIC,
+    INDEX_MAGIC_V1,
     LIST_INSTEAD_OF_PROBE,
     PACK_MAGIC,
     TEMP_PREFIX,
@@ -76,7 +77,7 @@ def test_small_objects_go_into_one_pack_with_an_index(store: ObjectStore) -> Non
     pack_file = next(root / n for n in written if n.startswith("packs/") and n.endswith(".pack"))
     idx_file = next(root / n for n in written if n.startswith("packs/") and n.endswith(".idx"))
     pack_id = pack_file.stem
-    assert hashlib.sha256(pack_file.read_bytes()).hexdigest() == pack_id  # named by its hash
+    assert hashlib.sha256(idx_file.read_bytes()).hexdigest() == pack_id  # named by its index
     assert idx_file.stem == pack_id
     assert pack_file.read_bytes().startswith(PACK_MAGIC)
     table = parse_index(idx_file.read_bytes(), pack_id)
@@ -174,22 +175,61 @@ def test_pack_target_splits_packs(tmp_path: Path) -> None:
 
 
 def test_index_round_trip_and_damage_is_refused() -> None:
-    entries = {"a" * 64: PackLocation("p", 8, 3), "b" * 64: PackLocation("p", 11, 5)}
-    data = serialize_index(entries)
+    rows = [("a" * 64, 8, 3), ("b" * 64, 11, 5)]
+    data = serialize_index(rows)
     assert data.startswith(INDEX_MAGIC)
-    assert parse_index(data, "p") == entries
+    p = hashlib.sha256(data).hexdigest()  # a pack is named by its index
+    assert parse_index(data, p) == {oid: PackLocation(p, o, n) for oid, o, n in rows}
     for offset in (0, 9, len(data) // 2, len(data) - 1):
         damaged = bytearray(data)
         damaged[offset] ^= 0x01
-        with pytest.raises(CorruptObjectError, match="p.idx"):
-            parse_index(bytes(damaged), "p")
+        with pytest.raises(CorruptObjectError, match=f"{p}.idx"):
+            parse_index(bytes(damaged), p)
     for cut in (0, 10, len(data) - 1):
         with pytest.raises(CorruptObjectError):
-            parse_index(data[:cut], "p")
+            parse_index(data[:cut], p)
+
+
+def test_an_index_that_is_not_the_one_its_pack_is_named_after_is_refused() -> None:
+    """A well-formed index (valid checksum) put under another pack's name, e.g. a forged
+    one with rows shifted, is refused before any of its rows is used."""
+    real = serialize_index([("a" * 64, 8, 3)])
+    forged = serialize_index([("a" * 64, 8, 3), ("b" * 64, 11, 5)])
+    with pytest.raises(CorruptObjectError, match="does not hash to its name"):
+        parse_index(forged, hashlib.sha256(real).hexdigest())
+
+
+def test_format_1_packs_named_by_their_own_bytes_stay_readable(store: ObjectStore) -> None:
+    """Stores written before pack ids came from the index: read, verified and installed,
+    and a damaged one is still caught by its whole-pack hash."""
+    small = blobs(5, 100)
+    body = PACK_MAGIC + b"".join(small[k] for k in sorted(small))
+    rows, offset = [], len(PACK_MAGIC)
+    for key in sorted(small):
+        rows.append((key, offset, len(small[key])))
+        offset += len(small[key])
+    pack_id = hashlib.sha256(body).hexdigest()
+    root = store.local_root
+    assert root is not None
+    (root / "packs").mkdir(parents=True, exist_ok=True)
+    (root / "packs" / f"{pack_id}.pack").write_bytes(body)
+    (root / "packs" / f"{pack_id}.idx").write_bytes(serialize_index(rows, INDEX_MAGIC_V1))
+    again = fresh(store)
+    assert all(again.read(key) == data for key, data in small.items())
+    assert again.verify() == []
+    other = ObjectStore.local(root.parent / "other")
+    download = root.parent / "download.pack"
+    download.write_bytes(body)
+    other.install_pack(pack_id, download, serialize_index(rows, INDEX_MAGIC_V1))
+    assert all(other.read(key) == data for key, data in small.items())
+    wrong = "0" * 64  # same bytes, but not the name they hash to
+    download.write_bytes(body)
+    with pytest.raises(CorruptObjectError, match="hash mismatch"):
+        other.install_pack(wrong, download, serialize_index(rows, INDEX_MAGIC_V1))
 
 
 def test_index_with_a_valid_checksum_but_wrong_layout_is_refused() -> None:
-    data = serialize_index({"a" * 64: PackLocation("p", 8, 3)})
+    data = serialize_index({"a" * 64: PackLocation("p", 8, 3)}, INDEX_MAGIC_V1)
     body = b"XXXXXX\x00\x01" + data[8:-32]
     with pytest.raises(CorruptObjectError, match="unknown format"):
         parse_index(body + hashlib.sha256(body).digest(), "p")

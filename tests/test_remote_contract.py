@@ -227,10 +227,10 @@ def test_push_writes_the_store_layout(remote: Remote, dataset: Dataset) -> None:
     packs, indexes = pack_keys(remote, ".pack"), pack_keys(remote, ".idx")
     assert len(packs) == 1 and [k.replace(".idx", ".pack") for k in indexes] == packs
     assert not [k for k in keys if TEMP_PREFIX in k]
-    # Loose objects are checkable by hand (sha256sum); a pack is named by its own hash.
+    # Loose objects are checkable by hand (sha256sum); a pack is named by its index's hash.
     for oid in dataset.large:
         assert sha(remote.read(loose_key(oid))) == oid
-    assert sha(remote.read(packs[0])) == packs[0][len("packs/") : -len(".pack")]
+    assert sha(remote.read(indexes[0])) == packs[0][len("packs/") : -len(".pack")]
 
 
 def test_read_from_a_fresh_store_is_verified(remote: Remote, dataset: Dataset) -> None:

@@ -21,7 +21,7 @@ from s3_server import S3Bucket
 from gitartifacts import transfer
 from gitartifacts.config import RemoteConfig
 from gitartifacts.objects import (
-    INDEX_MAGIC,
+    INDEX_MAGIC_V1,
     ObjectStore,
     PackLocation,
     loose_key,
@@ -47,19 +47,20 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 def rewrite_index(idx: Path, change: Callable[[dict[str, PackLocation]], None]) -> bytes:
-    """Edit an index's rows and write it back with a valid checksum; returns the original."""
+    """Edit an index's rows and write it back with a valid checksum, as format 1 (whose
+    name is not its hash, so the rows are what is checked); returns the original."""
     original = idx.read_bytes()
     pack_id = idx.name[:-4]
     rows = parse_index(original, pack_id)
     change(rows)
     idx.chmod(0o644)
-    idx.write_bytes(serialize_index(rows))
+    idx.write_bytes(serialize_index(rows, INDEX_MAGIC_V1))
     return original
 
 
 def raw_index(rows: list[tuple[str, int, int]]) -> bytes:
     """An index with rows exactly as given (unsorted, duplicated…), valid checksum."""
-    body = bytearray(struct.pack(">8sI", INDEX_MAGIC, len(rows)))
+    body = bytearray(struct.pack(">8sI", INDEX_MAGIC_V1, len(rows)))
     for oid, offset, length in rows:
         body += struct.pack(">32sQQ", bytes.fromhex(oid), offset, length)
     return bytes(body + hashlib.sha256(body).digest())
