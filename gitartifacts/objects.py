@@ -206,10 +206,26 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Plain os calls on a directory: no fsspec import on the hot local paths."""
+    """Plain os calls on a directory: no fsspec import on the hot local paths.
 
-    def __init__(self, root: Path) -> None:
+    `durable` (remotes): every file is fsynced before it is renamed into place, so nothing
+    a version is published on can be lost by a crash. A cache is not durable: its files
+    are handed to the disk (writeback starts at once) but not waited for, as git does not
+    fsync loose objects. That is safe because a cache publishes nothing, every read out of
+    it is verified, and what a crash cut short or zeroed is dropped and fetched again
+    (docs/format.md §6.4); push re-reads and re-hashes every byte it sends."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
         self.root = Path(root)
+        self.durable = durable
+
+    def sync(self, fd: int) -> None:
+        """Make a file written into this store durable (fsync), or, in a cache, start its
+        writeback without waiting."""
+        if self.durable:
+            os.fsync(fd)
+        else:
+            start_writeback(fd)
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -255,7 +271,7 @@ class LocalBackend:
             else:
                 handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            self.sync(handle.fileno())
         testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(tmp, final)
 
@@ -271,14 +287,14 @@ class LocalBackend:
             if reflink(source, tmp):
                 digest = hash_file(tmp)[0] if oid is not None else None
             elif oid is not None:
-                digest = _copy_hashing(source, tmp)[0]
+                digest = _copy_hashing(source, tmp, self.sync)[0]
             else:
                 shutil.copyfile(source, tmp)
                 digest = None
             if digest != oid:
                 raise CorruptObjectError(f"object {oid} is corrupt ({source})")
             with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
+                self.sync(handle.fileno())
             os.chmod(tmp, 0o444)
             testhooks.hit()
             os.replace(tmp, final)
@@ -695,7 +711,7 @@ class ObjectStore:
         """A local cache (drops corrupt objects on read; pass drop_corrupt=False for a
         local-directory remote)."""
         options.setdefault("drop_corrupt", True)
-        return cls(LocalBackend(root), **options)
+        return cls(LocalBackend(root, durable=not options["drop_corrupt"]), **options)
 
     @property
     def local_root(self) -> Path | None:
@@ -864,17 +880,19 @@ class ObjectStore:
         return sizes
 
     def install_pack(self, pack_id: str, pack_file: Path, index: bytes) -> None:
-        """Adopt a downloaded pack (local stores): check the index's layout against the
-        pack, hash the pack whole and every object in it (one read), then install the pack,
-        then its index. Nothing is installed unless all of it verifies."""
+        """Adopt a downloaded pack (local stores, i.e. a cache): check the index's layout
+        against the pack and hash every object in it (and a format-1 pack whole, in the
+        same read), then install the pack, then its index. Nothing is installed unless all
+        of it verifies."""
         root = self.local_root
         assert root is not None, "packs are installed into local stores only"
         check_index(index, pack_id)
         with open(pack_file, "rb") as handle:
             rows = check_pack_layout(index, pack_id, os.fstat(handle.fileno()).st_size)
             bad, whole = verify_pack_stream(handle, pack_id, rows, names_by_pack_hash(index))
-            # Durable before it is named: an index (written durably next) proves its pack.
-            os.fsync(handle.fileno())
+            # A cache (not durable: see LocalBackend) does not wait for the disk here.
+            assert isinstance(self.backend, LocalBackend)
+            self.backend.sync(handle.fileno())
         if not whole:
             raise CorruptObjectError(f"downloaded pack {pack_id} is corrupt (hash mismatch)")
         if bad:
@@ -1192,9 +1210,13 @@ class ObjectStore:
 
     # -- maintenance --------------------------------------------------------------------
 
-    def verify(self, progress: ProgressHook | None = None) -> list[str]:
+    def verify(
+        self, progress: ProgressHook | None = None, corrupt: list[str] | None = None
+    ) -> list[str]:
         """Re-hash every object and check every index row against its pack; returns one
-        problem line per damaged index, pack or object (nothing is changed)."""
+        problem line per damaged index, pack or object (nothing is changed). The oids of
+        objects whose bytes are wrong are also added to `corrupt`, if given."""
+        corrupt = [] if corrupt is None else corrupt
         problems: list[str] = []
         self._packed = None
         self._pack_ids = set()
@@ -1228,6 +1250,7 @@ class ObjectStore:
                 problems.append(f"pack {pack_id}.pack is missing but its index exists")
                 continue
             problems.extend(f"object {oid} is corrupt (pack {pack_id}.pack)" for oid in bad)
+            corrupt.extend(bad)
             if not whole and not bad:
                 problems.append(f"pack {pack_id}.pack is damaged")
         try:
@@ -1239,6 +1262,7 @@ class ObjectStore:
                 check_bytes(oid, self.backend.read(loose_key(oid)), loose_key(oid))
             except CorruptObjectError as exc:
                 problems.append(str(exc))
+                corrupt.append(oid)
             if progress:
                 progress(1)
         return problems
@@ -1388,7 +1412,7 @@ class ObjectWriter:
             if reflink(source, tmp):  # blocks shared: hash the clone, nothing is written
                 hexdigest, size = hash_file(tmp)
             else:
-                hexdigest, size = _copy_hashing(source, tmp)
+                hexdigest, size = _copy_hashing(source, tmp, backend.sync)
             if oid is not None and hexdigest != oid:
                 raise CorruptObjectError(f"{source} changed while being stored")
             final = backend.path(loose_key(hexdigest))
@@ -1452,7 +1476,7 @@ class ObjectWriter:
         assert isinstance(backend, LocalBackend) and self._tmp is not None
         self._spill()
         self._tmp_file.flush()
-        os.fsync(self._tmp_file.fileno())
+        backend.sync(self._tmp_file.fileno())
         testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(self._tmp, backend.path(key))
         self._written = pack_id
@@ -1482,8 +1506,10 @@ class ObjectWriter:
         return pack_id
 
 
-def _copy_hashing(source: Path, destination: Path) -> tuple[str, int]:
-    """Copy into a new file while hashing (one read of the source), then fsync it."""
+def _copy_hashing(
+    source: Path, destination: Path, sync: Callable[[int], None]
+) -> tuple[str, int]:
+    """Copy into a new file while hashing (one read of the source), then `sync` it."""
     digest = hashlib.sha256()
     size = 0
     with open(source, "rb") as src, open(destination, "xb") as dst:
@@ -1492,5 +1518,5 @@ def _copy_hashing(source: Path, destination: Path) -> tuple[str, int]:
             dst.write(chunk)
             size += len(chunk)
         dst.flush()
-        os.fsync(dst.fileno())
+        sync(dst.fileno())
     return digest.hexdigest(), size

@@ -314,9 +314,17 @@ class Sync(Tracking, RemoteConfigRoom, Versioning):
         return lambda oids: oids - self.remote_store(remote).missing(oids)
 
     def fsck(self) -> list[str]:
-        """Verify every object in the cache; also clears temp files of killed writers."""
+        """Verify every object in the cache; also clears temp files of killed writers, and
+        drops corrupt objects (as a read would: a crash can leave them, the cache not being
+        fsynced) so that the next pull fetches them again."""
         self.cache.remove_stale_temp()
-        problems = self.cache.verify()
+        corrupt: list[str] = []
+        problems = self.cache.verify(corrupt=corrupt)
+        for oid in corrupt:
+            self.cache.drop(oid)
+        if corrupt:
+            problems.append(f"dropped {len(corrupt)} corrupt object(s) from the cache: the "
+                            "next `gart pull` fetches them again")
         from gitartifacts.chunking import verify_lists
 
         problems += verify_lists(self.cache)
