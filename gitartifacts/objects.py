@@ -196,7 +196,7 @@ class Backend(Protocol):
     def exists(self, key: str) -> bool: ...
     def read(self, key: str) -> bytes: ...
     def read_range(self, key: str, start: int, end: int) -> bytes: ...
-    def write(self, key: str, data: bytes) -> None: ...
+    def write(self, key: str, data: bytes, durable: bool = False) -> None: ...
     def put_file(self, source: Path, key: str, oid: str | None = None) -> None: ...
     def get_file(self, key: str, destination: Path) -> None: ...
     def list(self, directory: str) -> list[str]: ...
@@ -219,10 +219,10 @@ class LocalBackend:
         self.root = Path(root)
         self.durable = durable
 
-    def sync(self, fd: int) -> None:
+    def sync(self, fd: int, durable: bool = False) -> None:
         """Make a file written into this store durable (fsync), or, in a cache, start its
-        writeback without waiting."""
-        if self.durable:
+        writeback without waiting, unless `durable` (it replaces bytes about to be deleted)."""
+        if self.durable or durable:
             os.fsync(fd)
         else:
             start_writeback(fd)
@@ -260,8 +260,9 @@ class LocalBackend:
         finally:
             os.close(fd)
 
-    def write(self, key: str, data: bytes | list[bytes]) -> None:
-        """Write `data` (or its parts, back to back: no joined copy) under `key`, durably."""
+    def write(self, key: str, data: bytes | list[bytes], durable: bool = False) -> None:
+        """Write `data` (or its parts, back to back: no joined copy) under `key`, durably in
+        a durable store or when asked (see `sync`)."""
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(temp_name(str(self._temp_dir(key, final))))
@@ -271,7 +272,7 @@ class LocalBackend:
             else:
                 handle.write(data)
             handle.flush()
-            self.sync(handle.fileno())
+            self.sync(handle.fileno(), durable)
         testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(tmp, final)
 
@@ -385,7 +386,9 @@ class FsspecBackend:
         with _translate(self, key):
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, durable: bool = False) -> None:  # noqa: ARG002
+        """Put `data` under `key` (as durable as the object store makes a put: `durable` is
+        for local caches)."""
         testhooks.hit()
         with _translate(self, key):
             if self.atomic_put:
@@ -1192,7 +1195,7 @@ class ObjectStore:
             return  # nothing to drop: the pack is healthy
         self._forget_pack(pack_id)
         if good:
-            with self.writer() as writer:
+            with self.writer(durable=True) as writer:  # the old pack is deleted next
                 for _offset, oid, data in sorted(good):
                     writer.add_bytes(oid, data)
         self.backend.delete(f"packs/{pack_id}.idx")
@@ -1200,8 +1203,12 @@ class ObjectStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def writer(self, auto_flush: bool = True, pack_all: bool = False) -> ObjectWriter:
-        return ObjectWriter(self, auto_flush=auto_flush, pack_all=pack_all)
+    def writer(
+        self, auto_flush: bool = True, pack_all: bool = False, durable: bool = False
+    ) -> ObjectWriter:
+        """A writer of new objects; `durable` fsyncs its packs even in a cache (for packs
+        that replace others about to be deleted: a repack must not lose the only copy)."""
+        return ObjectWriter(self, auto_flush=auto_flush, pack_all=pack_all, durable=durable)
 
     def _register_pack(self, pack_id: str, index: bytes) -> None:
         if not self._refreshed:
@@ -1318,8 +1325,12 @@ class ObjectWriter:
     removed if the writer fails or is discarded.
     """
 
-    def __init__(self, store: ObjectStore, auto_flush: bool = True, pack_all: bool = False) -> None:
+    def __init__(
+        self, store: ObjectStore, auto_flush: bool = True, pack_all: bool = False,
+        durable: bool = False,
+    ) -> None:
         self.store = store
+        self.durable = durable
         self.auto_flush = auto_flush
         self.pack_all = pack_all  # chunks are always packed, whatever pack_threshold says
         self._chunks: list[bytes] = [PACK_MAGIC]
@@ -1468,15 +1479,15 @@ class ObjectWriter:
         key = f"packs/{pack_id}.pack"
         if self._tmp_file is None:
             if isinstance(backend, LocalBackend):
-                backend.write(key, self._chunks)
-            else:
+                backend.write(key, self._chunks, self.durable)
+            else:  # an object store's put is atomic and durable
                 backend.write(key, b"".join(self._chunks))
             self._written = pack_id
             return
         assert isinstance(backend, LocalBackend) and self._tmp is not None
         self._spill()
         self._tmp_file.flush()
-        backend.sync(self._tmp_file.fileno())
+        backend.sync(self._tmp_file.fileno(), self.durable)
         testhooks.hit()  # crash suite: killed after the bytes, before the rename
         os.replace(self._tmp, backend.path(key))
         self._written = pack_id
@@ -1493,7 +1504,7 @@ class ObjectWriter:
         }
         backend = self.store.backend
         self._write_pack(pack_id)
-        backend.write(f"packs/{pack_id}.idx", index)
+        backend.write(f"packs/{pack_id}.idx", index, self.durable)
         if self.store.index_cache is not None:
             self.store.index_cache.mkdir(parents=True, exist_ok=True)
             tmp = Path(temp_name(str(self.store.index_cache)))

@@ -274,7 +274,7 @@ def sweep(store: ObjectStore, found: Survey, plan: SweepPlan,
         # the repacked objects must land in the new pack.
         store._forget_pack(pack_id)
     if plan.repack:
-        with store.writer() as writer:
+        with store.writer(durable=True) as writer:  # the old packs are deleted next
             for pack_id, oids in sorted(plan.repack.items()):
                 for oid, data in read_objects(store, found.rows[pack_id], oids):
                     writer.add_bytes(oid, data)

@@ -7,6 +7,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -397,3 +398,48 @@ def test_reflink_clones_or_leaves_nothing_behind(tmp_path: Path) -> None:
     with store.writer() as writer:
         oid, size = writer.add_file(large)  # reflink or copy: either way verified and whole
     assert size == 3 << 20 and store.read(oid) == large.read_bytes()
+
+
+@pytest.mark.parametrize("rewrite", ["gc repack", "drop a corrupt object"])
+def test_a_cache_fsyncs_a_pack_that_replaces_one_it_deletes(
+    store: ObjectStore, rewrite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caches are not fsynced (docs/format.md §6.4), except where the old copy is deleted
+    next: a crash after a repack must not lose the only copy of a live object."""
+    from gitartifacts import storeops
+
+    small = blobs(6, 100)
+    with store.writer() as writer:
+        for key, data in small.items():
+            writer.add_bytes(key, data)
+    (old,) = store.pack_sizes()
+    keep, lose = sorted(small)[:3], sorted(small)[3:]
+    events: list[tuple[str, str]] = []
+    real_fsync, real_unlink = os.fsync, os.unlink
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        events.append(("delete", str(path)))
+        real_unlink(path, *args, **kwargs)
+
+    root = store.local_root
+    assert root is not None
+    if rewrite == "gc repack":
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "unlink", unlink)
+        found = storeops.survey(store)
+        storeops.sweep(store, found, storeops.SweepPlan(repack={old: keep}))
+    else:
+        flip_byte(root / "packs" / f"{old}.pack", store.packed[lose[0]].offset)
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "unlink", unlink)
+        store.drop(lose[0])
+    deleted = next(i for i, (kind, path) in enumerate(events)
+                   if kind == "delete" and path.endswith(f"{old}.pack"))
+    synced = {path for kind, path in events[:deleted] if kind == "fsync"}
+    assert any("/packs/" in path for path in synced)  # the new pack, before the old goes
+    again = fresh(store)
+    assert {k: again.read(k) for k in keep} == {k: small[k] for k in keep}
