@@ -361,6 +361,14 @@ def _transfer_error(
             if action == "push"
             else "push them from a clone that has them (`gart push`), then pull again"
         )
+        # A pack index the remote has but this gart refused (damaged, or written by a newer
+        # gart) may be why: say so, loudly, rather than only "missing".
+        refused = sorted({r.partition("; ")[2] for r in failed.values()} - {""})
+        if refused:
+            listing += f" (the remote has pack indexes this gart refuses: {refused[0]})"
+            if "unknown format" in refused[0]:
+                hint = ("a newer gart wrote part of this remote: upgrade gart "
+                        "(`pip install -U gitartifacts`), then pull again")
         return ObjectNotFoundError(f"{len(paths)} file(s) missing from {where}: {listing}", hint)
     return RemoteError(
         f"{action} failed for {len(paths)} file(s) ({first}): {listing}",

@@ -352,6 +352,25 @@ def test_push_fsyncs_every_file_it_publishes_and_add_does_not_wait_for_the_cache
     assert "model@v0" in git(project.work, "tag", "--list")
 
 
+def test_packs_of_a_future_format_are_refused_loudly_not_called_missing(
+    chunked: Project,
+) -> None:
+    """Pack indexes a newer gart may write (an unknown magic, valid checksum) are refused,
+    and the pull says so and what to do, not only that the files are missing."""
+    remote = with_local_remote(chunked)
+    chunked.commit_config()
+    chunked.ok("push")
+    for idx in (remote / "packs").glob("*.idx"):
+        body = b"GARTIX\x00\x03" + idx.read_bytes()[8:-32]
+        idx.chmod(0o644)
+        idx.write_bytes(body + hashlib.sha256(body).digest())
+    clone = chunked.clone()
+    result = chunked.gart("pull", "model", cwd=clone)
+    assert result.rc == 1 and "Traceback" not in result.err
+    assert "unknown format" in result.err and "upgrade gart" in result.err
+    assert not data_of(clone / "model")
+
+
 def test_files_reassembled_side_by_side_are_placed_unless_their_own_bytes_are_bad(
     tmp_path: Path,
 ) -> None:
