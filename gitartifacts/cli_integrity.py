@@ -34,7 +34,8 @@ def fsck(state: State, remote_name: str | None, sample: str | None, repair: bool
          jobs: int | None, as_json: bool) -> None:
     """Verify the local cache and, with --remote, a remote against what is published.
 
-    Every cached object is re-hashed. With --remote, every object referenced by a version,
+    Every cached object is re-hashed; corrupt ones are dropped from the cache (the next
+    pull fetches them again). With --remote, every object referenced by a version,
     alias or remote-tracking branch must exist on the remote, and all of them (or a
     --sample) are downloaded again and re-hashed; tags must agree with their manifests and
     indexes with their packs. Exit 1 with the list when anything is wrong.
