@@ -42,7 +42,8 @@ from gitartifacts.errors import (
     UsageError,
 )
 from gitartifacts.manifest import Manifest
-from gitartifacts.objects import PACK_MAGIC, ObjectStore, loose_key, names_by_pack_hash
+from gitartifacts.objects import ObjectStore, loose_key
+from gitartifacts.packformat import PACK_MAGIC, names_by_pack_hash
 from gitartifacts.paths import VERSION_RE
 from gitartifacts.storeops import (
     CacheLock,

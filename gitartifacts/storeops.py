@@ -35,13 +35,10 @@ from gitartifacts.objects import (
     TEMP_PREFIX,
     LocalBackend,
     ObjectStore,
-    PackLocation,
-    check_pack_layout,
     chunk_list_key,
-    is_pack_id,
     loose_key,
-    parse_index,
 )
+from gitartifacts.packformat import PackLocation, check_pack_layout, is_pack_id, parse_index
 from gitartifacts.retry import RetryPolicy
 
 LOCKS = "locks"

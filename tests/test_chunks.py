@@ -24,7 +24,8 @@ from gitartifacts import chunking
 from gitartifacts.errors import CorruptObjectError
 from gitartifacts.hashing import StateCache
 from gitartifacts.manifest import Entry, Manifest, loads
-from gitartifacts.objects import PACK_MAGIC, ObjectStore, chunk_list_key
+from gitartifacts.objects import ObjectStore, chunk_list_key
+from gitartifacts.packformat import PACK_MAGIC
 from gitartifacts.workspace import compute_digests, scan
 
 MiB = 1 << 20

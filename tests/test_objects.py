@@ -12,15 +12,12 @@ from typing import Any
 import pytest
 
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError
-from gitartifacts.objects import (
+from gitartifacts.objects import LIST_INSTEAD_OF_PROBE, TEMP_PREFIX, ObjectStore, loose_key
+from gitartifacts.packformat import (
     INDEX_MAGIC,
     INDEX_MAGIC_V1,
-    LIST_INSTEAD_OF_PROBE,
     PACK_MAGIC,
-    TEMP_PREFIX,
-    ObjectStore,
     PackLocation,
-    loose_key,
     parse_index,
     serialize_index,
 )

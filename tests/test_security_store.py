@@ -20,14 +20,8 @@ from s3_server import S3Bucket
 
 from gitartifacts import transfer
 from gitartifacts.config import RemoteConfig
-from gitartifacts.objects import (
-    INDEX_MAGIC_V1,
-    ObjectStore,
-    PackLocation,
-    loose_key,
-    parse_index,
-    serialize_index,
-)
+from gitartifacts.objects import ObjectStore, loose_key
+from gitartifacts.packformat import INDEX_MAGIC_V1, PackLocation, parse_index, serialize_index
 from gitartifacts.remote import open_store
 
 Gart = Callable[..., GartResult]
