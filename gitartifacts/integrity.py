@@ -452,7 +452,8 @@ class Integrity(Sync):
                 whole = (data.startswith(PACK_MAGIC)
                          and (not names_by_pack_hash(store.index_bytes(pack_id))
                               or hashlib.sha256(data).hexdigest() == pack_id))
-                notes = [] if whole else [f"pack {pack_id}.pack does not hash to its name"]
+                notes = [] if whole else [
+                    f"pack {pack_id}.pack is damaged (its header, or its whole-pack hash)"]
                 for oid, loc in rows.items():
                     piece = data[loc.offset: loc.offset + loc.length]
                     if hashlib.sha256(piece).hexdigest() != oid:

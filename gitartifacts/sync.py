@@ -363,7 +363,9 @@ def _transfer_error(
         )
         # A pack index the remote has but this gart refused (damaged, or written by a newer
         # gart) may be why: say so, loudly, rather than only "missing".
-        refused = sorted({r.partition("; ")[2] for r in failed.values()} - {""})
+        from gitartifacts.transfer import REFUSED_NOTE
+
+        refused = sorted({r.partition(REFUSED_NOTE)[2] for r in failed.values()} - {""})
         if refused:
             listing += f" (the remote has pack indexes this gart refuses: {refused[0]})"
             if "unknown format" in refused[0]:

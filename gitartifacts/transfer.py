@@ -334,7 +334,7 @@ def _fetch_chunked(
     sub = TransferResult()
     for chunk in want:
         if chunk not in remote_packed:
-            sub.failed[chunk] = f"missing on the remote ({remote.describe()})"
+            sub.failed[chunk] = _absent(remote, remote.describe())
     get = [chunk for chunk in want if chunk in remote_packed]
     if get:
         _fetch_packed(remote, cache, get, jobs, sub, progress, pack_all=True)
@@ -348,12 +348,19 @@ def _fetch_chunked(
         result.transferred += 1
 
 
+REFUSED_NOTE = "; the remote has an index this gart refused: "
+
+
+def _absent(remote: ObjectStore, where: str) -> str:
+    """Why an object counts as missing, naming an index of the remote this gart refused (a
+    damaged one, or one a newer gart wrote): the likelier cause then."""
+    refused = sorted(remote.refused.values())[:1]
+    return f"missing on the remote ({where})" + "".join(REFUSED_NOTE + r for r in refused)
+
+
 def _report_absent(remote: ObjectStore, absent: Iterable[str], result: TransferResult) -> None:
-    refused = "".join(f"; {reason}" for reason in sorted(remote.refused.values())[:1])
     for oid in absent:
-        result.failed[oid] = (
-            f"missing on the remote ({remote.describe()}/{loose_key(oid)}){refused}"
-        )
+        result.failed[oid] = _absent(remote, f"{remote.describe()}/{loose_key(oid)}")
 
 
 def _retry_with_fresh_indexes(
