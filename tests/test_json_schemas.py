@@ -31,6 +31,7 @@ COMMANDS: dict[str, list[list[str]]] = {
     "fsck": [["fsck", "--json"]],
     "verify": [["verify", "raw@production", "model@latest", "--json"]],
     "push --dry-run": [["push", "--dry-run", "--json"]],
+    "du": [["du", "--json"], ["du", "raw", "--json"]],
 }
 
 
