@@ -27,13 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gitartifacts.backends import LocalBackend
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError
-from gitartifacts.objects import (
-    BackgroundDigest,
-    LocalBackend,
-    ObjectStore,
-    chunk_list_key,
-)
+from gitartifacts.objects import BackgroundDigest, ObjectStore, chunk_list_key
 
 CHUNK_LIST_MAGIC = b"GARTCL\x00\x01"
 _HEADER = struct.Struct(">8sQI")

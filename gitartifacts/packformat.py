@@ -1,5 +1,7 @@
-"""The pack and index formats (docs/format.md §6.2–6.5): writing an index, and checking an
-index, a pack's layout and a pack's bytes. Pure functions over bytes and file handles."""
+"""The pack and index formats (docs/format.md §6.2–6.5): writing and checking them.
+
+Writing an index, and checking an index, a pack's layout and a pack's bytes: pure functions
+over bytes and file handles."""
 
 from __future__ import annotations
 

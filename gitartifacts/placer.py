@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gitartifacts import chunking
+from gitartifacts.backends import COPY_CHUNK, FICLONE, NO_REFLINK
 from gitartifacts.errors import (
     CorruptObjectError,
     InvalidPathError,
@@ -21,12 +22,7 @@ from gitartifacts.errors import (
 from gitartifacts.fsutil import temp_name
 from gitartifacts.hashing import FileStat, hash_file
 from gitartifacts.manifest import Entry
-from gitartifacts.objects import (
-    COPY_CHUNK,
-    FICLONE,
-    NO_REFLINK,
-    ObjectStore,
-)
+from gitartifacts.objects import ObjectStore
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))

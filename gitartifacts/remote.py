@@ -20,9 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gitartifacts.backenderrors import Site
+from gitartifacts.backends import FsspecBackend, LocalBackend
 from gitartifacts.config import SAFE_OPTIONS, RemoteConfig, is_safe_option, url_has_credentials
 from gitartifacts.errors import ConfigError, RemoteError, UsageError
-from gitartifacts.objects import FsspecBackend, LocalBackend, ObjectStore
+from gitartifacts.objects import ObjectStore
 
 # Protocol -> the package that provides it, for a one-line install hint.
 BACKEND_PACKAGES = {

@@ -30,14 +30,9 @@ from datetime import datetime
 from typing import Any
 
 from gitartifacts import chunking, testhooks
+from gitartifacts.backends import LocalBackend
 from gitartifacts.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
-from gitartifacts.objects import (
-    TEMP_PREFIX,
-    LocalBackend,
-    ObjectStore,
-    chunk_list_key,
-    loose_key,
-)
+from gitartifacts.objects import TEMP_PREFIX, ObjectStore, chunk_list_key, loose_key
 from gitartifacts.packformat import PackLocation, check_pack_layout, is_pack_id, parse_index
 from gitartifacts.retry import RetryPolicy
 

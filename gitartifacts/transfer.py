@@ -16,17 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gitartifacts import chunking, testhooks
+from gitartifacts.backends import FsspecBackend, LocalBackend, check_file
 from gitartifacts.errors import CorruptObjectError, GartError
-from gitartifacts.objects import (
-    FsspecBackend,
-    LocalBackend,
-    ObjectStore,
-    check_bytes,
-    check_file,
-    chunk_list_key,
-    loose_key,
-    temp_name,
-)
+from gitartifacts.objects import ObjectStore, check_bytes, chunk_list_key, loose_key, temp_name
 from gitartifacts.retry import RetryPolicy
 
 RETRY = RetryPolicy(attempts=3, backoff=0.2)  # transient faults only; see retry.py

@@ -47,7 +47,8 @@ def oid(data: bytes) -> str:
 
 
 def remote_has(remote: Path, cwd: Path, wanted: str) -> bool:
-    from gitartifacts.objects import LocalBackend, ObjectStore
+    from gitartifacts.backends import LocalBackend
+    from gitartifacts.objects import ObjectStore
 
     store = ObjectStore(LocalBackend(remote))
     return wanted in store.packed_oids or (remote / loose_key(wanted)).exists()

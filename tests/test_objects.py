@@ -380,7 +380,7 @@ def test_temp_files_are_not_mistaken_for_objects(store: ObjectStore) -> None:
 
 
 def test_reflink_clones_or_leaves_nothing_behind(tmp_path: Path) -> None:
-    from gitartifacts.objects import reflink
+    from gitartifacts.backends import reflink
 
     source = tmp_path / "source"
     source.write_bytes(b"block" * 1000)

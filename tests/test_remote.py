@@ -11,6 +11,7 @@ import pytest
 from gcs_server import GcsBucket
 from s3_server import HttpFault, S3Bucket
 
+from gitartifacts.backends import FsspecBackend, LocalBackend
 from gitartifacts.config import RemoteConfig
 from gitartifacts.errors import (
     BucketNotFoundError,
@@ -21,7 +22,7 @@ from gitartifacts.errors import (
     RemoteUnreachableError,
     UsageError,
 )
-from gitartifacts.objects import FsspecBackend, LocalBackend, ObjectStore
+from gitartifacts.objects import ObjectStore
 from gitartifacts.remote import (
     BACKEND_PACKAGES,
     Limits,
