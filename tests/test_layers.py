@@ -24,6 +24,7 @@ ROWS: dict[str, float] = {
     "mergedriver": 4.5,  # git's merge=gart driver: manifests merged entry by entry
     "packformat": 4.8,  # pack and index formats: pure checks over bytes
     "backends": 4.85,  # a local directory or an fsspec filesystem under ObjectStore
+    "packtable": 4.87,  # a store's index table: its packs and where each object lies
     "gitcli": 4.9,  # the git binary; below gitrepo, whose GitRepo inherits its commands
     "backenderrors": 4.5,  # every backend's exceptions -> gart errors, below objects and remote
     "objects": 5, "gitrepo": 5, "progress": 5, "lineageview": 5,
